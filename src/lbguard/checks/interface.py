@@ -1,0 +1,216 @@
+"""Rule metadata, findings and the context every check reads.
+
+A check is a plain function that reads a `CheckContext` and yields `Finding` values; its
+`Rule` carries everything a user or a renderer needs to know about it. The registry in
+`lbguard.checks.registry` lists every rule explicitly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from lbguard.model import LoadBalancer, Location, Pool, Severity
+from lbguard.predict.result import PoolShare, Prediction
+from lbguard.traffic import TrafficProfile
+
+OptionValue = int | float
+"""Value of a rule option; each option keeps the type of its default."""
+
+
+class Family(StrEnum):
+    """Group of related rules; the hundreds digit of a rule id names the family."""
+
+    CONFIG = "config"
+    ROUTING = "routing"
+    BALANCING = "balancing"
+    HEALTH = "health"
+    CAPACITY = "capacity"
+    HYGIENE = "hygiene"
+
+    @property
+    def digit(self) -> int:
+        """Hundreds digit of the ids in this family: ``LB1xx`` for routing."""
+        return list(Family).index(self)
+
+
+@dataclass(frozen=True)
+class Option:
+    """A tunable threshold of a rule."""
+
+    name: str
+    """Identifier in snake_case, as used in option overrides."""
+
+    default: OptionValue
+    help: str
+    """What the option sets, with its unit."""
+
+    minimum: OptionValue | None = None
+    maximum: OptionValue | None = None
+
+    def parse(self, value: object) -> OptionValue:
+        """Convert an override to the option's type and check its range.
+
+        Raises ValueError naming the option and the accepted range.
+        """
+        integer = isinstance(self.default, int)
+        expected = "an integer" if integer else "a number"
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError(f"option {self.name} expects {expected}, not {value!r}")
+        try:
+            converted: OptionValue = int(value) if integer else float(value)
+        except ValueError:
+            raise ValueError(f"option {self.name} expects {expected}, not {value!r}") from None
+
+        if self.minimum is not None and converted < self.minimum:
+            raise ValueError(f"option {self.name} must be at least {self.minimum}, not {value}")
+        if self.maximum is not None and converted > self.maximum:
+            raise ValueError(f"option {self.name} must be at most {self.maximum}, not {value}")
+        return converted
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem a rule found, with the numbers behind it and every line involved."""
+
+    rule_id: str
+    severity: Severity
+    """Severity of this instance; a rule may raise or lower its default with context."""
+
+    reason: str
+    """What is wrong in this configuration, with the numbers that show it."""
+
+    locations: tuple[Location, ...]
+    """Every configuration line involved, the primary one first."""
+
+    subject: str = ""
+    """The element the finding is about: ``pool/server``, ``frontend#index`` or a pool."""
+
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    """Numbers behind the reason (shares as fractions, ratios), for machine readers."""
+
+    @property
+    def location(self) -> Location:
+        """The primary location."""
+        return self.locations[0] if self.locations else Location("", 0)
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """Everything a check reads: the model, the prediction and the traffic profile."""
+
+    lb: LoadBalancer
+    prediction: Prediction
+    profile: TrafficProfile | None
+    """The traffic profile given by the user; None when the default was used."""
+
+    pools: Mapping[str, Pool]
+    """Pools by name, so that checks over thousands of pools avoid linear lookups."""
+
+    pool_shares: Mapping[str, PoolShare]
+    """Predicted pool shares by pool name."""
+
+    @classmethod
+    def build(
+        cls, lb: LoadBalancer, prediction: Prediction, profile: TrafficProfile | None = None
+    ) -> CheckContext:
+        return cls(
+            lb=lb,
+            prediction=prediction,
+            profile=profile,
+            pools={pool.name: pool for pool in lb.pools},
+            pool_shares={share.pool: share for share in prediction.pools},
+        )
+
+
+Options = Mapping[str, OptionValue]
+"""Option values of one rule by option name, defaults filled in."""
+
+Check = Callable[[CheckContext, Options], Iterable[Finding]]
+"""The function that runs a rule."""
+
+_ID = re.compile(r"^LB(\d)\d\d$")
+_NAME = re.compile(r"^[a-z]+\.[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Metadata of one audit rule and the function that checks it."""
+
+    id: str
+    """Stable identifier such as ``LB101``; the hundreds digit is the family's."""
+
+    name: str
+    """Dotted name such as ``routing.unreachable-rule``; the prefix is the family."""
+
+    family: Family
+    severity: Severity
+    """Default severity of the rule's findings."""
+
+    summary: str
+    """One sentence stating what the rule detects, the same for every finding."""
+
+    rationale: str
+    """Why the situation hurts: what happens to traffic."""
+
+    fix_hint: str
+    """The usual fix."""
+
+    check: Check = field(compare=False, repr=False)
+    options: tuple[Option, ...] = ()
+    bad_example: str = ""
+    """A configuration fragment that triggers the rule."""
+
+    good_example: str = ""
+    """The same fragment, fixed."""
+
+    def __post_init__(self) -> None:
+        match = _ID.match(self.id)
+        if match is None:
+            raise ValueError(f"rule id {self.id!r} must look like LB101")
+        if int(match.group(1)) != self.family.digit:
+            raise ValueError(
+                f"rule id {self.id} does not match family {self.family}: "
+                f"expected LB{self.family.digit}xx"
+            )
+        if _NAME.match(self.name) is None or not self.name.startswith(f"{self.family}."):
+            raise ValueError(
+                f"rule name {self.name!r} must be '{self.family}.' followed by a kebab-case name"
+            )
+        names = [option.name for option in self.options]
+        if len(set(names)) != len(names):
+            raise ValueError(f"rule {self.id} declares an option twice: {names}")
+
+    def option(self, name: str) -> Option | None:
+        for option in self.options:
+            if option.name == name:
+                return option
+        return None
+
+    def default_options(self) -> dict[str, OptionValue]:
+        return {option.name: option.default for option in self.options}
+
+    def finding(
+        self,
+        reason: str,
+        locations: Iterable[Location],
+        *,
+        subject: str = "",
+        severity: Severity | None = None,
+        metrics: Mapping[str, float] | None = None,
+    ) -> Finding:
+        """Build a finding of this rule; duplicate and empty locations are dropped."""
+        unique: dict[Location, None] = {}
+        for location in locations:
+            if location.file:
+                unique.setdefault(location, None)
+        return Finding(
+            rule_id=self.id,
+            severity=severity or self.severity,
+            reason=reason,
+            locations=tuple(unique),
+            subject=subject,
+            metrics=dict(metrics or {}),
+        )
