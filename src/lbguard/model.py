@@ -125,7 +125,8 @@ class Matcher:
 
     fetch: str
     """Sample fetch in a product-neutral name: ``path``, ``url``, ``query``, ``host``,
-    ``method``, ``src``, ``hdr``, ``url_param``, ``cookie`` or ``sni``."""
+    ``method``, ``src``, ``hdr``, ``url_param``, ``cookie``, ``sni`` or ``base`` (the Host
+    header followed by the path)."""
 
     arg: str | None
     """Fetch argument: the header, parameter or cookie name; None when the fetch has none."""
@@ -400,6 +401,8 @@ class Server:
     """Addresses a hostname resolves to when given as input; empty means not resolved."""
 
     text: str = ""
+    options: tuple[str, ...] = ()
+    """Other server keywords as written (``slowstart 10s``, ``track be/s1``, ``resolvers dns``)."""
 
     @property
     def endpoint(self) -> str:
@@ -432,6 +435,10 @@ class Pool:
 
     options: tuple[str, ...] = ()
     """Other product options as written, kept for checks."""
+
+    rules: tuple[Rule, ...] = ()
+    """Rules the pool applies before balancing, in order (HAProxy backend ``http-request
+    deny``); a request a rule answers reaches no server."""
 
     def server(self, name: str) -> Server | None:
         for server in self.servers:
