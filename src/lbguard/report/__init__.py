@@ -1,0 +1,23 @@
+"""Renderers of check reports: one function per output format, listed in `RENDERERS`."""
+
+from lbguard.report.interface import CheckReport, Renderer, RenderOptions, clean
+from lbguard.report.json_report import SCHEMA_VERSION, render_json, report_document
+from lbguard.report.text import render_text
+
+RENDERERS: dict[str, Renderer] = {
+    "text": render_text,
+    "json": render_json,
+}
+"""Output format name (the ``--format`` choice) to its renderer."""
+
+__all__ = [
+    "RENDERERS",
+    "SCHEMA_VERSION",
+    "CheckReport",
+    "RenderOptions",
+    "Renderer",
+    "clean",
+    "render_json",
+    "render_text",
+    "report_document",
+]

@@ -1,0 +1,103 @@
+"""What a renderer receives, and the renderer signature every output format implements."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from lbguard.checks import Finding, OptionValue, Rule
+from lbguard.model import LoadBalancer, Location, Severity
+from lbguard.predict.result import Prediction
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """The outcome of one ``lbguard check`` run."""
+
+    lb: LoadBalancer
+    prediction: Prediction
+    findings: tuple[Finding, ...]
+    rules: tuple[Rule, ...]
+    """Rules that ran, in registry order."""
+
+    options: Mapping[str, Mapping[str, OptionValue]]
+    """Option values each rule ran with, by rule id."""
+
+    fail_on: Severity
+    """Lowest severity that makes the run fail."""
+
+    @property
+    def failing(self) -> tuple[Finding, ...]:
+        """Findings at or above the failing severity."""
+        return tuple(
+            finding for finding in self.findings if finding.severity.rank >= self.fail_on.rank
+        )
+
+    def count(self, severity: Severity) -> int:
+        return sum(1 for finding in self.findings if finding.severity is severity)
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Presentation settings that change no number in the report."""
+
+    limit: int = 20
+    """Rows per table in the text report before the rest is summarised; 0 shows all."""
+
+    color: bool | None = None
+    """Force colour on or off; None lets the terminal decide."""
+
+    width: int | None = None
+    """Text width in characters; None uses the terminal's, or 120 for files."""
+
+
+Renderer = Callable[[CheckReport, TextIO, RenderOptions], None]
+"""Write a report in one format to a text stream."""
+
+
+def clean(text: str) -> str:
+    """Escape control and format characters so that config-derived text cannot drive the
+    terminal (escape sequences, carriage returns, bidirectional overrides)."""
+    if text.isprintable():
+        return text
+    parts: list[str] = []
+    for char in text:
+        if char.isprintable():
+            parts.append(char)
+        elif char == "\t":
+            parts.append(" ")
+        elif unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            parts.append(f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+        else:
+            parts.append(char)
+    return "".join(parts)
+
+
+@dataclass
+class SourceLines:
+    """Reads configuration lines for display, each file at most once."""
+
+    _files: dict[str, list[str] | None] = field(default_factory=dict)
+
+    def line(self, location: Location) -> str | None:
+        """Return the line without its end-of-line characters, or None when unreadable."""
+        if not location.file or location.line < 1:
+            return None
+        lines = self._files.get(location.file)
+        if location.file not in self._files:
+            lines = self._read(location.file)
+            self._files[location.file] = lines
+        if lines is None or location.line > len(lines):
+            return None
+        return lines[location.line - 1].rstrip("\r\n")
+
+    @staticmethod
+    def _read(path: str) -> list[str] | None:
+        try:
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        return text.splitlines()
