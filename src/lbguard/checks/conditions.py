@@ -41,7 +41,9 @@ MAX_DISJUNCTS = 256
 
 _ALWAYS = Constant(True)
 
-_SINGLE_VALUED_FETCHES = frozenset({"path", "url", "query", "method", "host", "src", "sni"})
+_SINGLE_VALUED_FETCHES = frozenset(
+    {"path", "url", "base", "query", "method", "host", "src", "sni"}
+)
 """Fetches with one value per request. A header fetch may see several occurrences, and
 HAProxy 2.6 tries every occurrence in an ACL, so two header tests are never disjoint."""
 
