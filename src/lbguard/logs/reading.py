@@ -1,0 +1,232 @@
+"""The reading engine: one vectorised DuckDB query per file fills the requests table."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lbguard.errors import LogError
+from lbguard.logs import schema
+from lbguard.logs import sqlparts as sql
+from lbguard.logs.detect import CRI_PREFIX
+from lbguard.logs.interface import Check, LogFormat, ParseOptions, ParsePlan
+from lbguard.logs.sources import LogSource
+
+logger = logging.getLogger(__name__)
+
+MAX_SAMPLES = 5
+"""Malformed lines kept per file as examples."""
+
+BLANK_LINE = "trim(coalesce(line, '')) = ''"
+
+# A delimiter that no log line contains, so that read_csv returns each line whole.
+_DELIMITER = "\x1f\x1e\x1d\x1c"
+
+
+@dataclass(frozen=True)
+class MalformedLine:
+    """A line that could not be read, with the reason."""
+
+    file: str
+    line: int
+    text: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}: {self.text[:200]}"
+
+
+@dataclass(frozen=True)
+class FileStats:
+    """What reading one file produced."""
+
+    file: str
+    log_format: str
+    """Format the file was read with."""
+
+    detected: bool
+    """True when the format was detected rather than given."""
+
+    lines: int
+    """Lines in the file, blank lines included."""
+
+    parsed: int
+    """Rows added to the table."""
+
+    malformed: int
+    """Lines in no known shape, or with an invalid value."""
+
+    skipped: int
+    """Valid lines that hold no request (blank lines, startup events, error-log lines)."""
+
+    samples: tuple[MalformedLine, ...]
+    """Up to five malformed lines, first ones first."""
+
+    encoding: str = "utf-8"
+    """``latin-1`` when the file is not valid UTF-8 and was read byte for byte."""
+
+
+def _read_csv(source: LogSource, encoding: str) -> str:
+    compression = {"none": "none", "gzip": "gzip", "zstd": "zstd"}[source.compression]
+    return (
+        f"read_csv({sql.quote(source.path)}, columns={{'line': 'VARCHAR'}}, "
+        f"delim={sql.quote(_DELIMITER)}, quote='', escape='', header=false, "
+        f"auto_detect=false, strict_mode=false, compression={sql.quote(compression)}, "
+        f"encoding={sql.quote(encoding)})"
+    )
+
+
+def parse_query(source: LogSource, plan: ParsePlan, *, cri_prefix: bool, encoding: str) -> str:
+    """Build the query that turns one file into request rows plus a status per line."""
+    line = "line"
+    if cri_prefix:
+        line = f"regexp_replace(line, {sql.quote(CRI_PREFIX)}, '')"
+
+    # Line numbers come from the scan order, which DuckDB keeps for this single-source
+    # query while preserve_insertion_order is on (its default).
+    scan = _read_csv(source, encoding)
+    raw = f"SELECT row_number() OVER () AS line_no, {line} AS line FROM {scan}"
+    # One nesting level per extract, so that later extracts can use earlier structs.
+    inner = raw
+    for alias, expression in plan.extracts:
+        inner = f"SELECT *, {expression} AS {alias} FROM ({inner}) AS step_{alias}"
+
+    values = []
+    for name in schema.COLUMN_NAMES:
+        if name == "source_file":
+            values.append(f"{sql.quote(source.name)} AS source_file")
+        elif name == "source_line":
+            values.append("line_no AS source_line")
+        else:
+            values.append(f"{plan.columns.get(name, 'NULL')} AS {name}")
+    middle = f"SELECT *, {', '.join(values)} FROM ({inner}) AS parsed"
+
+    checks = (Check(BLANK_LINE, "blank line", skipped=True), *plan.checks)
+    reasons = " ".join(
+        f"WHEN {check.condition} THEN {sql.quote(check.reason)}" for check in checks
+    )
+    skips = " ".join(
+        f"WHEN {check.condition} THEN {str(check.skipped).lower()}" for check in checks
+    )
+    aliases = ", ".join(["line_no", *(alias for alias, _ in plan.extracts)])
+    judged = (
+        f"SELECT * EXCLUDE ({aliases}), CASE {reasons} END AS _reason, "
+        f"CASE {skips} ELSE false END AS _skipped FROM ({middle}) AS typed"
+    )
+    # The raw text is kept only for rejected lines, which feed the samples.
+    return (
+        "SELECT * EXCLUDE (line), CASE WHEN _reason IS NOT NULL THEN line END AS _line "
+        f"FROM ({judged}) AS judged"
+    )
+
+
+def read_file(
+    con: Any,
+    source: LogSource,
+    log_format: LogFormat,
+    options: ParseOptions,
+    *,
+    table: str,
+    detected: bool,
+    cri_prefix: bool,
+    progress: bool,
+) -> FileStats:
+    """Read one file into ``table`` and return its statistics."""
+    plan = log_format.plan(options)
+    encoding = "utf-8"
+    try:
+        _run(con, source, plan, cri_prefix=cri_prefix, encoding=encoding, progress=progress)
+    except Exception as error:
+        if "Invalid unicode" not in str(error):
+            raise LogError(f"{source.name}: cannot read the file: {error}") from error
+        logger.warning("%s is not valid UTF-8; reading it as Latin-1", source.name)
+        encoding = "latin-1"
+        _run(con, source, plan, cri_prefix=cri_prefix, encoding=encoding, progress=progress)
+
+    columns = ", ".join(schema.COLUMN_NAMES)
+    con.execute(
+        f"INSERT INTO {table} ({columns}) "
+        f"SELECT {columns} FROM _lbguard_parsed WHERE _reason IS NULL"
+    )
+    counts = con.execute(
+        "SELECT count(*) FILTER (WHERE _reason IS NULL), "
+        "count(*) FILTER (WHERE _reason IS NOT NULL AND NOT _skipped), "
+        "count(*) FILTER (WHERE _skipped) FROM _lbguard_parsed"
+    ).fetchone()
+    parsed, malformed, skipped = (int(value) for value in counts)
+    rows = con.execute(
+        "SELECT source_line, _line, _reason FROM _lbguard_parsed "
+        f"WHERE _reason IS NOT NULL AND NOT _skipped ORDER BY source_line LIMIT {MAX_SAMPLES}"
+    ).fetchall()
+    total = con.execute("SELECT count(*) FROM _lbguard_parsed").fetchone()[0]
+    con.execute("DROP TABLE _lbguard_parsed")
+
+    samples = tuple(
+        MalformedLine(source.name, int(n), str(text), str(reason)) for n, text, reason in rows
+    )
+    return FileStats(
+        file=source.name,
+        log_format=log_format.name,
+        detected=detected,
+        lines=int(total),
+        parsed=parsed,
+        malformed=malformed,
+        skipped=skipped,
+        samples=samples,
+        encoding=encoding,
+    )
+
+
+def _run(
+    con: Any,
+    source: LogSource,
+    plan: ParsePlan,
+    *,
+    cri_prefix: bool,
+    encoding: str,
+    progress: bool,
+) -> None:
+    query = parse_query(source, plan, cri_prefix=cri_prefix, encoding=encoding)
+    statement = f"CREATE OR REPLACE TEMP TABLE _lbguard_parsed AS {query}"
+    if progress:
+        _execute_with_progress(con, statement, source.name)
+    else:
+        con.execute(statement)
+
+
+def _execute_with_progress(con: Any, statement: str, name: str) -> None:
+    """Run a statement while a rich progress bar follows DuckDB's query progress."""
+    from rich.progress import Progress
+
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            con.execute(statement)
+        except BaseException as error:
+            failure.append(error)
+
+    worker = threading.Thread(target=work, daemon=True)
+    with Progress(transient=True) as bar:
+        task = bar.add_task(f"reading {name}", total=100)
+        worker.start()
+        while worker.is_alive():
+            done = con.query_progress()
+            if done >= 0:
+                bar.update(task, completed=done)
+            time.sleep(0.1)
+    worker.join()
+    if failure:
+        raise failure[0]
+
+
+def create_table(con: Any, table: str) -> None:
+    con.execute(schema.create_table_sql(table))
+
+
+def known_formats(formats: Sequence[LogFormat]) -> str:
+    return ", ".join(log_format.name for log_format in formats)

@@ -1,0 +1,26 @@
+"""The explicit table of log formats, in detection tie-break order."""
+
+from __future__ import annotations
+
+from lbguard.errors import LogError
+from lbguard.logs import haproxy
+from lbguard.logs.interface import LogFormat
+
+
+def formats() -> tuple[LogFormat, ...]:
+    """Return every format; on equal detection scores the earlier one wins."""
+    return (haproxy.FORMAT,)
+
+
+ALIASES = {"haproxy-http": "haproxy", "haproxy-tcp": "haproxy"}
+"""Other accepted ``--log-format`` values (the ``lb`` names of multi-kind formats)."""
+
+
+def find(name: str) -> LogFormat:
+    """Return the format called ``name`` (or one of its aliases)."""
+    wanted = ALIASES.get(name, name)
+    for log_format in formats():
+        if log_format.name == wanted:
+            return log_format
+    choices = ", ".join(log_format.name for log_format in formats())
+    raise LogError(f"unknown log format {name!r}", hint=f"use one of: {choices}")

@@ -1,0 +1,92 @@
+"""SQL expressions shared by several log formats (DuckDB dialect)."""
+
+from __future__ import annotations
+
+REQUEST_LINE_PATTERN = (
+    r"^(\S+) (?:([A-Za-z][A-Za-z0-9+.-]*)://([^/?# ]*))?([^?# ]*)(\?[^# ]*)?(?:#\S*)?"
+    r"(?: (\S+))?$"
+)
+"""Method, absolute-form scheme and host, path, ``?query`` and protocol of a request line."""
+
+REQUEST_LINE_NAMES = ("method", "scheme", "host", "path", "query", "protocol")
+
+IP_PREFIX_PATTERN = r"^\s*\[?([0-9A-Fa-f:.]*[0-9A-Fa-f][0-9A-Fa-f:.]*)"
+"""Leading IPv4 or IPv6 address of a value, with an optional ``[`` before IPv6."""
+
+
+def quote(text: str) -> str:
+    """Return ``text`` as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def extract(source: str, pattern: str, names: tuple[str, ...]) -> str:
+    """Return a ``regexp_extract`` call that yields a struct with one field per group."""
+    name_list = ", ".join(quote(name) for name in names)
+    return f"regexp_extract({source}, {quote(pattern)}, [{name_list}])"
+
+
+def request_line(source: str) -> str:
+    """Return a struct expression splitting an HTTP request line into its parts."""
+    return extract(source, REQUEST_LINE_PATTERN, REQUEST_LINE_NAMES)
+
+
+def request_columns(alias: str) -> dict[str, str]:
+    """Return the request columns read from a `request_line` struct named ``alias``."""
+    return {
+        "method": f"nullif({alias}.method, '')",
+        "host": f"nullif({alias}.host, '')",
+        "path": f"nullif({alias}.path, '')",
+        "query": f"CASE WHEN {alias}.query = '' THEN NULL ELSE substr({alias}.query, 2) END",
+        "protocol": f"nullif({alias}.protocol, '')",
+    }
+
+
+def dash_null(value: str) -> str:
+    """Return ``value`` with the empty string and ``-`` mapped to NULL."""
+    return f"nullif(nullif({value}, ''), '-')"
+
+
+def to_int(value: str) -> str:
+    return f"try_cast({dash_null(value)} AS INTEGER)"
+
+
+def to_bigint(value: str) -> str:
+    return f"try_cast({dash_null(value)} AS BIGINT)"
+
+
+def ms_from_ms(value: str) -> str:
+    """Milliseconds from an integer millisecond field where ``-1`` means not reached."""
+    return f"CASE WHEN try_cast({value} AS DOUBLE) >= 0 THEN try_cast({value} AS DOUBLE) END"
+
+
+def ms_from_seconds(value: str) -> str:
+    """Milliseconds from a seconds field where negative values mean not reached."""
+    seconds = f"try_cast({dash_null(value)} AS DOUBLE)"
+    return f"CASE WHEN {seconds} >= 0 THEN {seconds} * 1000 END"
+
+
+def first_ip(value: str) -> str:
+    """First address of a comma-separated address list (X-Forwarded-For style)."""
+    return (
+        f"nullif(regexp_extract(split_part({value}, ',', 1), {quote(IP_PREFIX_PATTERN)}, 1), '')"
+    )
+
+
+def split_host_port(value: str) -> tuple[str, str]:
+    """Address and port expressions for ``ip:port``, ``[ipv6]:port`` or a bare address."""
+    pattern = r"^\[?(.*?)\]?(?::(\d+))?$"
+    address = f"nullif(regexp_extract({value}, {quote(pattern)}, 1), '')"
+    port = f"try_cast(nullif(regexp_extract({value}, {quote(pattern)}, 2), '') AS INTEGER)"
+    return address, port
+
+
+def local_time(value: str, formats: tuple[str, ...], timezone: str) -> str:
+    """TIMESTAMPTZ from a zone-less text time read in ``timezone``."""
+    format_list = ", ".join(quote(fmt) for fmt in formats)
+    return f"timezone({quote(timezone)}, try_strptime({value}, [{format_list}]))"
+
+
+def zoned_time(value: str, formats: tuple[str, ...]) -> str:
+    """TIMESTAMPTZ from a text time that carries its zone (``%z`` or ``Z``)."""
+    format_list = ", ".join(quote(fmt) for fmt in formats)
+    return f"try_strptime({value}, [{format_list}])::TIMESTAMPTZ"
