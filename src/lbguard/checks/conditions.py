@@ -159,9 +159,22 @@ def condition_implies(first: Condition, second: Condition, http: bool) -> bool:
         return False
     terms = sufficient_terms(second)
     return all(
-        any(implies(literal, term, http) for literal in conjunction for term in terms)
-        for conjunction in form
+        any(conjunction_implies(conjunction, term, http) for term in terms) for conjunction in form
     )
+
+
+def conjunction_implies(conjunction: tuple[Condition, ...], term: Condition, http: bool) -> bool:
+    """Return True when every request matching all literals of ``conjunction`` matches
+    ``term``: each conjunct of the term must follow from some literal."""
+    if is_universal(term, http):
+        return True
+    if isinstance(term, Named):
+        return conjunction_implies(conjunction, term.condition, http)
+    if isinstance(term, AllOf):
+        return all(conjunction_implies(conjunction, child, http) for child in term.terms)
+    if isinstance(term, AnyOf):
+        return any(conjunction_implies(conjunction, child, http) for child in term.terms)
+    return any(implies(literal, term, http) for literal in conjunction)
 
 
 def _same_sample(first: Matcher, second: Matcher) -> bool:
@@ -306,15 +319,12 @@ class ShadowIndex:
     def _cover(self, conjunction: tuple[Condition, ...]) -> int | None:
         candidates = [self.first_universal] if self.first_universal is not None else []
         for literal in conjunction:
-            candidates.extend(self._covers_of_literal(literal))
-        return min(candidates) if candidates else None
-
-    def _covers_of_literal(self, literal: Condition) -> Iterator[int]:
-        if isinstance(literal, Matcher) and len(literal.patterns) == 1:
-            yield from self._indexed_covers(literal)
+            if isinstance(literal, Matcher) and len(literal.patterns) == 1:
+                candidates.extend(self._indexed_covers(literal))
         for term, index in self._others:
-            if implies(literal, term, self.http):
-                yield index
+            if conjunction_implies(conjunction, term, self.http):
+                candidates.append(index)
+        return min(candidates) if candidates else None
 
     def _indexed_covers(self, literal: Matcher) -> Iterator[int]:
         arg = (literal.arg or "").lower() or None

@@ -12,6 +12,7 @@ from lbguard.model import (
     AllOf,
     AnyOf,
     Condition,
+    Constant,
     Frontend,
     Location,
     Mode,
@@ -22,6 +23,7 @@ from lbguard.model import (
 )
 from lbguard.model import Rule as RoutingRule
 from lbguard.predict.result import RuleShare, ServerShare
+from lbguard.predict.routing import ConditionEvaluator
 
 ZERO_SHARE = 1e-12
 """Shares at or below this count as no traffic (rounding noise of the prediction)."""
@@ -71,7 +73,7 @@ def check_unreachable_rules(context: CheckContext, options: Options) -> Iterator
                 earlier = [frontend.rules[i] for i in covering]
                 yield _static_shadow(frontend, position, earlier, share)
             elif share is not None and _shadowed_on_profile(share):
-                yield _profile_shadow(frontend, rule, share)
+                yield _profile_shadow(context, frontend, position, share)
 
 
 def _shadowed_on_profile(share: RuleShare) -> bool:
@@ -121,20 +123,53 @@ def _static_shadow(
     )
 
 
-def _profile_shadow(frontend: Frontend, rule: RoutingRule, share: RuleShare) -> Finding:
+def _profile_shadow(
+    context: CheckContext, frontend: Frontend, position: int, share: RuleShare
+) -> Finding:
+    rule = frontend.rules[position]
+    earlier = _rules_taking_traffic(context, frontend, position)
     could_match = share.could_match or 0.0
+    if earlier:
+        lines = join_names([str(other.location.line) for other in earlier], limit=10)
+        takers = f"the earlier rule(s) at line(s) {lines} take every one"
+    else:
+        takers = "earlier rules take every one"
     reason = (
         f"{_quote(rule)} in {frontend.name} matches {percent(could_match)} of "
         f"{frontend.name}'s requests in the traffic profile but is the first match for none "
-        f"of them: earlier rules take every one, so {_target(rule)} receives nothing through "
-        "this rule."
+        f"of them: {takers}, so {_target(rule)} receives nothing through this rule."
     )
+
+    locations = [rule.location, *(other.location for other in earlier)]
+    locations += condition_locations(rule.condition)
     return UNREACHABLE_RULE.finding(
         reason,
-        [rule.location, *condition_locations(rule.condition)],
-        subject=f"{frontend.name}#{share.index}",
+        locations,
+        subject=f"{frontend.name}#{position}",
         metrics={"could_match": could_match, "share": 0.0},
     )
+
+
+def _rules_taking_traffic(
+    context: CheckContext, frontend: Frontend, position: int
+) -> list[RoutingRule]:
+    """Return the earlier rules that match some profile request the rule at ``position``
+    matches."""
+    if context.profile is None:
+        return []
+    evaluator = ConditionEvaluator(context.profile)
+    present = context.profile.weight > 0
+    rows = evaluator.evaluate(_condition(frontend.rules[position])).true & present
+
+    takers: list[RoutingRule] = []
+    for rule in frontend.rules[:position]:
+        if (evaluator.evaluate(_condition(rule)).true & rows).any():
+            takers.append(rule)
+    return takers
+
+
+def _condition(rule: RoutingRule) -> Condition:
+    return rule.condition if rule.condition is not None else Constant(True)
 
 
 UNREACHABLE_RULE = Rule(
