@@ -83,7 +83,7 @@ def test_find_rule_by_id_and_name() -> None:
 def test_option_parse_converts_and_bounds() -> None:
     option = Option("factor", 1.5, "h", minimum=1.0)
     assert option.parse("2") == 2.0
-    with pytest.raises(ValueError, match="at least 1.0"):
+    with pytest.raises(ValueError, match=r"at least 1\.0"):
         option.parse(0.5)
     with pytest.raises(ValueError, match="expects a number"):
         option.parse("many")
