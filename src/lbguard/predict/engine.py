@@ -1,0 +1,222 @@
+"""Prediction engine: route the profile to pools, balance each pool, combine the shares.
+
+``BALANCERS`` is the one table from product to balancing model; a product without an
+entry gets weight-proportional shares marked unknown.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from lbguard.errors import LbguardError
+from lbguard.model import LoadBalancer, Pool, Product
+from lbguard.predict import haproxy
+from lbguard.predict.balancer import Balancer, Health, PoolOutcome, PoolRequests
+from lbguard.predict.result import (
+    EndpointShare,
+    PoolShare,
+    Prediction,
+    RuleShare,
+    ServerShare,
+    ShareMethod,
+    UnevaluatedItem,
+)
+from lbguard.predict.routing import RoutingResult, route
+from lbguard.traffic import TrafficProfile, default_profile
+
+BALANCERS: dict[Product, Balancer] = {
+    Product.HAPROXY: haproxy.balance,
+}
+"""Balancing model of each product."""
+
+
+def _weights_only(pool: Pool, requests: PoolRequests | None, health: Health) -> PoolOutcome:
+    """Fallback for a product without a balancing model: shares follow the weights."""
+    up = [s for s in pool.servers if health.get(s.name, True) and not s.backup and s.weight]
+    total = sum(s.weight for s in up)
+    shares = {s.name: (s.weight / total if total and s in up else 0.0) for s in pool.servers}
+    return PoolOutcome(
+        shares=shares,
+        method=ShareMethod.UNKNOWN,
+        eligible=frozenset(s.name for s in up),
+        fair=dict(shares),
+        notes=("no balancing model for this product; shares follow the weights",),
+    )
+
+
+def pool_health(lb: LoadBalancer, health: Mapping[str, bool] | None) -> dict[str, Health]:
+    """Split health overrides (``pool/server`` or bare ``server``) by pool.
+
+    Raises `LbguardError` for a name that matches no server.
+    """
+    result: dict[str, dict[str, bool]] = {pool.name: {} for pool in lb.pools}
+    for key, up in (health or {}).items():
+        pool_name, slash, server_name = key.rpartition("/")
+        matched = False
+        for pool in lb.pools:
+            if slash and pool.name != pool_name:
+                continue
+            if pool.server(server_name) is not None:
+                result[pool.name][server_name] = up
+                matched = True
+        if not matched:
+            known = ", ".join(f"{p.name}/{s.name}" for p in lb.pools for s in p.servers)
+            raise LbguardError(f"health override {key!r} names no server of the configuration",
+                               hint=f"use pool/server or a server name; servers: {known}")
+    return dict(result)
+
+
+def _imbalance(shares: list[float]) -> tuple[float | None, float | None]:
+    """Return max over mean and the coefficient of variation of eligible shares."""
+    if not shares:
+        return None, None
+    values = np.array(shares, dtype=np.float64)
+    mean = float(values.mean())
+    if mean == 0:
+        return None, None
+    return float(values.max()) / mean, float(values.std()) / mean
+
+
+def _pool_share(
+    pool: Pool, outcome: PoolOutcome, share_of_total: float | None
+) -> PoolShare:
+    servers = []
+    for server in pool.servers:
+        share = outcome.shares.get(server.name, 0.0)
+        servers.append(
+            ServerShare(
+                pool=pool.name,
+                server=server.name,
+                endpoint=server.endpoint,
+                share_of_pool=share,
+                share_of_total=None if share_of_total is None else share * share_of_total,
+                fair_share=outcome.fair.get(server.name, 0.0),
+                weight=server.weight,
+                backup=server.backup,
+                eligible=server.name in outcome.eligible,
+                location=server.location,
+            )
+        )
+    eligible = [s.share_of_pool for s in servers if s.eligible]
+    max_over_mean, variation = _imbalance(eligible)
+    return PoolShare(
+        pool=pool.name,
+        share_of_total=share_of_total,
+        method=outcome.method,
+        servers=tuple(servers),
+        notes=outcome.notes,
+        max_over_mean=max_over_mean,
+        coefficient_of_variation=variation,
+        location=pool.location,
+    )
+
+
+def _endpoints(pools: list[PoolShare]) -> tuple[EndpointShare, ...]:
+    grouped: dict[str, list[ServerShare]] = {}
+    for pool in pools:
+        for server in pool.servers:
+            grouped.setdefault(server.endpoint, []).append(server)
+    result = []
+    for endpoint, members in grouped.items():
+        totals = [m.share_of_total for m in members]
+        known = None if any(t is None for t in totals) else math.fsum(t or 0.0 for t in totals)
+        result.append(EndpointShare(endpoint, known, tuple(m.key for m in members)))
+    return tuple(result)
+
+
+def predict(
+    lb: LoadBalancer,
+    profile: TrafficProfile | None = None,
+    health: Mapping[str, bool] | None = None,
+) -> Prediction:
+    """Predict rule, pool, server and endpoint shares of *lb* for *profile*.
+
+    Without a profile (or with `default_profile`) the share of each rule and pool is
+    unknown and each pool's servers are compared over uniformly spread keys. *health*
+    maps ``pool/server`` or a bare server name to True (up) or False (down).
+    """
+    traffic = profile if profile is not None else default_profile()
+    route_known = not traffic.is_default and len(traffic) > 0 and traffic.total > 0
+    healths = pool_health(lb, health)
+    balancer = BALANCERS.get(lb.product, _weights_only)
+
+    routing = route(lb.frontends, traffic) if route_known else RoutingResult()
+    assumptions = list(routing.assumptions)
+    unevaluated = list(routing.unevaluated)
+    if not route_known:
+        assumptions.append("no traffic profile: route and pool shares are unknown; each "
+                           "pool's servers are compared over uniformly spread keys")
+    if lb.product not in BALANCERS:
+        assumptions.append(f"no balancing model for {lb.product}; shares follow weights")
+
+    pools = []
+    for pool in lb.pools:
+        weights = routing.pool_weights.get(pool.name)
+        requests = None
+        share_of_total: float | None = None
+        if route_known:
+            if weights is None:
+                weights = np.zeros(len(traffic), dtype=np.float64)
+            share_of_total = float(weights.sum()) / traffic.total
+            if weights.sum() > 0:
+                requests = PoolRequests(traffic, weights)
+        outcome = balancer(pool, requests, healths[pool.name])
+        pool_share = _pool_share(pool, outcome, share_of_total)
+        pools.append(pool_share)
+        if outcome.method is ShareMethod.UNKNOWN:
+            unevaluated.append(
+                UnevaluatedItem(
+                    text=pool.balance.text or f"balance {pool.balance.algorithm}",
+                    reason="; ".join(outcome.notes),
+                    location=pool.balance.location,
+                    share=share_of_total,
+                )
+            )
+
+    unevaluated.extend(_missing_pools(lb, routing))
+    rules: tuple[RuleShare, ...] = tuple(routing.rules) if route_known else _unknown_rules(lb)
+    return Prediction(
+        rules=rules,
+        pools=tuple(pools),
+        endpoints=_endpoints(pools),
+        unevaluated=tuple(unevaluated),
+        assumptions=tuple(assumptions),
+        traffic=traffic.description,
+        route_level_known=route_known,
+    )
+
+
+def _missing_pools(lb: LoadBalancer, routing: RoutingResult) -> list[UnevaluatedItem]:
+    defined = {pool.name for pool in lb.pools}
+    total = sum(float(w.sum()) for w in routing.pool_weights.values())
+    items = []
+    for rule in routing.rules:
+        if rule.target in defined or rule.target not in routing.pool_weights:
+            continue
+        items.append(
+            UnevaluatedItem(
+                text=rule.rule.text if rule.rule else f"default_backend {rule.target}",
+                reason=f"pool {rule.target!r} is not defined",
+                location=rule.location,
+                share=rule.share if total else None,
+            )
+        )
+    return items
+
+
+def _unknown_rules(lb: LoadBalancer) -> tuple[RuleShare, ...]:
+    """List every rule with unknown shares, for a prediction without traffic."""
+    from lbguard.predict.routing import NO_DEFAULT_TARGET, local_target
+
+    rules = []
+    for frontend in lb.frontends:
+        for index, rule in enumerate(frontend.rules):
+            rules.append(RuleShare(frontend.name, index, rule, local_target(rule), None, None,
+                                   rule.location))
+        target = frontend.default_pool or NO_DEFAULT_TARGET
+        rules.append(RuleShare(frontend.name, -1, None, target, None, None,
+                               frontend.default_location))
+    return tuple(rules)

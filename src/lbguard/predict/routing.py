@@ -1,0 +1,312 @@
+"""Route a traffic profile through each frontend's ordered rules, vectorised.
+
+Conditions use three-valued logic over the profile's rows: a row is known true, known
+false, or unknown (an `Unevaluated` condition, a fetch lbguard does not model, or a column
+the profile lacks). Each matcher is computed once per distinct column value
+(``np.unique`` with ``return_inverse``) and broadcast back to the rows.
+
+Rules are tried in order and the first match wins (HAProxy ``use_backend``). A row whose
+condition is unknown is treated as not matching, so it goes on to the next rule; the
+traffic that an unknown condition decides is reported with the rule, never guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from lbguard.model import (
+    ActionKind,
+    AllOf,
+    AnyOf,
+    Condition,
+    Constant,
+    Frontend,
+    Location,
+    Matcher,
+    Mode,
+    Named,
+    Not,
+    Rule,
+    Unevaluated,
+)
+from lbguard.predict.matching import UnsupportedPatternError, compile_matcher
+from lbguard.predict.result import RuleShare, UnevaluatedItem
+from lbguard.predict.samples import sample_for
+from lbguard.traffic import TrafficProfile
+
+Mask = npt.NDArray[np.bool_]
+Weights = npt.NDArray[np.float64]
+
+NO_DEFAULT_TARGET = "503"
+"""Target of requests that no rule matches in a frontend without a default pool: HAProxy
+answers 503 Service Unavailable (doc/configuration.txt, "use_backend", v2.6)."""
+
+
+@dataclass(frozen=True)
+class Truth:
+    """A condition's value per profile row: known true, known false, or neither."""
+
+    true: Mask
+    false: Mask
+
+    @property
+    def unknown(self) -> Mask:
+        result: Mask = ~(self.true | self.false)
+        return result
+
+
+@dataclass
+class _Issue:
+    """A condition part that could not be evaluated, and the rows it left unknown."""
+
+    text: str
+    reason: str
+    location: Location
+    rows: Mask
+
+
+class ConditionEvaluator:
+    """Evaluate conditions over one profile, caching each matcher's result."""
+
+    def __init__(self, profile: TrafficProfile) -> None:
+        self.profile = profile
+        self.size = len(profile)
+        self.issues: list[_Issue] = []
+        self._cache: dict[Matcher, Truth] = {}
+        self._uniques: dict[
+            tuple[str, str], tuple[npt.NDArray[np.object_], npt.NDArray[np.intp]]
+        ] = {}
+
+    def constant(self, value: bool) -> Truth:
+        full = np.full(self.size, value, dtype=bool)
+        return Truth(full, ~full)
+
+    def unknown(self) -> Truth:
+        empty = np.zeros(self.size, dtype=bool)
+        return Truth(empty, empty.copy())
+
+    def evaluate(self, condition: Condition) -> Truth:
+        if isinstance(condition, Constant):
+            return self.constant(condition.value)
+        if isinstance(condition, Named):
+            return self.evaluate(condition.condition)
+        if isinstance(condition, Not):
+            inner = self.evaluate(condition.term)
+            return Truth(inner.false, inner.true)
+        if isinstance(condition, AllOf):
+            result = self.constant(True)
+            for term in condition.terms:
+                part = self.evaluate(term)
+                result = Truth(result.true & part.true, result.false | part.false)
+            return result
+        if isinstance(condition, AnyOf):
+            result = self.constant(False)
+            for term in condition.terms:
+                part = self.evaluate(term)
+                result = Truth(result.true | part.true, result.false & part.false)
+            return result
+        if isinstance(condition, Unevaluated):
+            self._report(condition.text, condition.reason, condition.location)
+            return self.unknown()
+        return self._matcher(condition)
+
+    def _report(self, text: str, reason: str, location: Location) -> None:
+        rows = np.ones(self.size, dtype=bool)
+        self.issues.append(_Issue(text, reason, location, rows))
+
+    def _distinct(
+        self, key: tuple[str, str], column: npt.NDArray[np.object_]
+    ) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.intp]]:
+        if key not in self._uniques:
+            values, inverse = np.unique(column.astype(str), return_inverse=True)
+            self._uniques[key] = (values.astype(object), inverse.reshape(-1))
+        return self._uniques[key]
+
+    def _matcher(self, matcher: Matcher) -> Truth:
+        cached = self._cache.get(matcher)
+        if cached is not None:
+            return cached
+
+        text = matcher.text or f"{matcher.fetch}({matcher.arg or ''}) -m {matcher.method}"
+        sample = sample_for(matcher.fetch, matcher.arg, self.profile)
+        if sample is None:
+            self._report(text, f"sample fetch {matcher.fetch!r} is not modelled",
+                         matcher.location)
+            return self.unknown()
+        missing = sorted(sample.needs - self.profile.known)
+        if missing:
+            self._report(text, f"the traffic profile has no {', '.join(missing)} column",
+                         matcher.location)
+            return self.unknown()
+        try:
+            test = compile_matcher(matcher)
+        except UnsupportedPatternError as error:
+            self._report(text, str(error), matcher.location)
+            return self.unknown()
+
+        column_key = (matcher.fetch, (matcher.arg or "").lower())
+        values, inverse = self._distinct(column_key, sample.column)
+        split = sample.split
+        per_value = np.fromiter(
+            (any(test(v) for v in split(value)) for value in values),
+            dtype=bool,
+            count=values.shape[0],
+        )
+        matched = per_value[inverse]
+        truth = Truth(matched, ~matched)
+        self._cache[matcher] = truth
+        return truth
+
+
+@dataclass
+class RoutingResult:
+    """Where the profile's traffic goes: per rule, and per pool as row weights."""
+
+    rules: list[RuleShare] = field(default_factory=list)
+    pool_weights: dict[str, Weights] = field(default_factory=dict)
+    unevaluated: list[UnevaluatedItem] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+    local_answers: dict[str, float] = field(default_factory=dict)
+    """Share of all traffic answered by the load balancer itself, by target."""
+
+
+def local_target(rule: Rule) -> str:
+    """Return the target text of a rule that answers locally (``deny 403``...)."""
+    kind = rule.action.kind
+    if kind is ActionKind.ROUTE:
+        return rule.action.pool or ""
+    if kind is ActionKind.DYNAMIC:
+        return f"dynamic {rule.action.pool or rule.text}"
+    status = f" {rule.action.status}" if rule.action.status is not None else ""
+    return f"{kind.value}{status}"
+
+
+def frontend_weights(
+    frontends: Sequence[Frontend], profile: TrafficProfile, result: RoutingResult
+) -> dict[str, Weights]:
+    """Split the profile's rows over frontends: by the ``frontend`` column, else equally.
+
+    Rows without a frontend are split equally over the HTTP frontends, or over every
+    frontend when none is HTTP.
+    """
+    names = [frontend.name for frontend in frontends]
+    shares = {name: np.zeros(len(profile), dtype=np.float64) for name in names}
+    if not names:
+        return shares
+
+    unattributed = profile.frontend == ""
+    candidates = [f.name for f in frontends if f.mode is Mode.HTTP] or names
+    if unattributed.any() and len(names) > 1:
+        result.assumptions.append(
+            "requests without a frontend are split equally over the frontends "
+            + ", ".join(candidates)
+        )
+    for name in candidates:
+        shares[name][unattributed] = profile.weight[unattributed] / len(candidates)
+    for name in names:
+        own = profile.frontend == name
+        shares[name][own] += profile.weight[own]
+
+    known_names = np.isin(profile.frontend, np.array(names, dtype=object))
+    stray = ~unattributed & ~known_names
+    if stray.any():
+        total = profile.total
+        for name in sorted(set(profile.frontend[stray].tolist())):
+            rows = profile.frontend == name
+            result.unevaluated.append(
+                UnevaluatedItem(
+                    text=f"frontend {name}",
+                    reason="the traffic profile names a frontend the configuration lacks",
+                    location=Location("", 0),
+                    share=float(profile.weight[rows].sum()) / total if total else None,
+                )
+            )
+    return shares
+
+
+def route(frontends: Sequence[Frontend], profile: TrafficProfile) -> RoutingResult:
+    """Route every row of *profile* through *frontends*; first matching rule wins."""
+    result = RoutingResult()
+    total = profile.total
+    evaluator = ConditionEvaluator(profile)
+
+    split = frontend_weights(frontends, profile, result)
+    for frontend in frontends:
+        weights = split[frontend.name]
+        frontend_total = float(weights.sum())
+        remaining = weights.copy()
+        for index, rule in enumerate(frontend.rules):
+            issues_before = len(evaluator.issues)
+            if rule.condition is None:
+                truth = evaluator.constant(True)
+            else:
+                truth = evaluator.evaluate(rule.condition)
+            taken = np.where(truth.true, remaining, 0.0)
+            undecided = float(np.where(truth.unknown, remaining, 0.0).sum())
+            could = float(weights[truth.true].sum())
+
+            for issue in evaluator.issues[issues_before:]:
+                result.unevaluated.append(
+                    UnevaluatedItem(
+                        text=issue.text,
+                        reason=f"{issue.reason}; the rule at {rule.location} is taken as "
+                        "not matching for the requests it decides",
+                        location=issue.location,
+                        share=undecided / total if total else None,
+                    )
+                )
+            _assign(result, frontend, index, rule, target=local_target(rule), taken=taken,
+                    total=total, could_match=could / frontend_total if frontend_total else None)
+            remaining = remaining - taken
+
+        target = frontend.default_pool or NO_DEFAULT_TARGET
+        _assign(result, frontend, -1, None, target=target, taken=remaining, total=total,
+                could_match=1.0 if frontend_total else None)
+    return result
+
+
+def _assign(
+    result: RoutingResult,
+    frontend: Frontend,
+    index: int,
+    rule: Rule | None,
+    *,
+    target: str,
+    taken: Weights,
+    total: float,
+    could_match: float | None,
+) -> None:
+    share = float(taken.sum()) / total if total else 0.0
+    location = rule.location if rule is not None else frontend.default_location
+    result.rules.append(
+        RuleShare(
+            frontend=frontend.name,
+            index=index,
+            rule=rule,
+            target=target,
+            share=share,
+            could_match=could_match,
+            location=location,
+        )
+    )
+    routes_to_pool = rule is None and frontend.default_pool is not None
+    routes_to_pool = routes_to_pool or (rule is not None and rule.action.kind is ActionKind.ROUTE)
+    if routes_to_pool:
+        weights = result.pool_weights.setdefault(target, np.zeros_like(taken))
+        weights += taken
+        return
+    result.local_answers[target] = result.local_answers.get(target, 0.0) + share
+    if rule is not None and rule.action.kind is ActionKind.DYNAMIC and share > 0:
+        result.unevaluated.append(
+            UnevaluatedItem(
+                text=rule.text,
+                reason="the backend name is computed per request; its traffic is not "
+                "attributed to any pool",
+                location=rule.location,
+                share=share,
+            )
+        )
