@@ -89,7 +89,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> ExitCode:
-    errors = Console(stderr=True, highlight=False, markup=False, emoji=False)
+    errors = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
     try:
         return _check(args, errors)
     except LbguardError as error:
@@ -194,11 +194,13 @@ def _write(report: CheckReport, fmt: str, output: str | None, options: RenderOpt
 
 
 def _summary(report: CheckReport, output: str | None) -> str:
+    """Return the one-line summary printed on stderr."""
+    total = len(report.findings)
     counts = ", ".join(
         f"{report.count(level)} {level}" for level in sorted(Severity, key=lambda s: -s.rank)
     )
-    text = f"lbguard: {len(report.findings)} findings ({counts})"
-    text += f"; {len(report.failing)} at or above {report.fail_on}"
+    text = f"lbguard: {total} finding{'' if total == 1 else 's'} ({counts})"
+    text += f"; {len(report.failing)} at or above --fail-on {report.fail_on}"
     if output:
         text += f"; report written to {output}"
     return text

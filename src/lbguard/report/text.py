@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from rich.console import Console, Group
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -35,9 +36,10 @@ def render_text(report: CheckReport, stream: TextIO, options: RenderOptions) -> 
     sources = SourceLines()
 
     console.print(_header(report))
-    console.print(_routes(report.prediction.rules, options.limit))
-    console.print(_pools(report.prediction.pools, options.limit))
-    console.print(_servers(report.prediction.pools, options.limit))
+    only_file = report.lb.files[0] if len(report.lb.files) == 1 else None
+    console.print(_routes(report.prediction.rules, options.limit, only_file))
+    console.print(_pools(report.prediction.pools, options.limit, only_file))
+    console.print(_servers(report.prediction.pools, options.limit, only_file))
     console.print(_findings(report, sources))
     console.print(_diagnostics(report))
     console.print(_unevaluated(report))
@@ -70,6 +72,13 @@ def _ratio(value: float | None) -> str:
 
 def _where(location: Location) -> str:
     return clean(str(location)) if location.file else "-"
+
+
+def _cell(location: Location, only_file: str | None) -> str:
+    """Return the line number alone when the configuration is one file, else file:line."""
+    if location.file and location.file == only_file:
+        return str(location.line)
+    return _where(location)
 
 
 def _heading(title: str) -> Text:
@@ -106,7 +115,7 @@ def _header(report: CheckReport) -> Group:
     )
 
 
-def _routes(routes: Sequence[RuleShare], limit: int) -> Group:
+def _routes(routes: Sequence[RuleShare], limit: int, only_file: str | None) -> Group:
     table = Table(title_justify="left", expand=False)
     for column in ("frontend", "line", "rule", "target"):
         table.add_column(column, overflow="fold")
@@ -121,7 +130,7 @@ def _routes(routes: Sequence[RuleShare], limit: int) -> Group:
         rule = clean(route.rule.text) if route.rule is not None else "(default)"
         table.add_row(
             Text(clean(route.frontend)),
-            Text(_where(route.location)),
+            Text(_cell(route.location, only_file)),
             Text(rule),
             Text(clean(route.target)),
             percent(route.share),
@@ -135,7 +144,7 @@ def _routes(routes: Sequence[RuleShare], limit: int) -> Group:
     return Group(*parts)
 
 
-def _pools(pools: Sequence[PoolShare], limit: int) -> Group:
+def _pools(pools: Sequence[PoolShare], limit: int, only_file: str | None) -> Group:
     table = Table()
     table.add_column("pool", overflow="fold")
     table.add_column("line")
@@ -148,7 +157,7 @@ def _pools(pools: Sequence[PoolShare], limit: int) -> Group:
         eligible = sum(1 for server in pool.servers if server.eligible)
         table.add_row(
             Text(clean(pool.pool)),
-            Text(_where(pool.location)),
+            Text(_cell(pool.location, only_file)),
             str(pool.method),
             percent(pool.share_of_total),
             f"{eligible}/{len(pool.servers)}",
@@ -169,7 +178,7 @@ def _server_state(server: ServerShare) -> str:
     return "backup, idle" if server.backup else "not eligible"
 
 
-def _servers(pools: Sequence[PoolShare], limit: int) -> Group:
+def _servers(pools: Sequence[PoolShare], limit: int, only_file: str | None) -> Group:
     table = Table()
     table.add_column("server", overflow="fold")
     table.add_column("line")
@@ -186,7 +195,7 @@ def _servers(pools: Sequence[PoolShare], limit: int) -> Group:
         for server in servers:
             table.add_row(
                 Text(clean(server.key)),
-                Text(_where(server.location)),
+                Text(_cell(server.location, only_file)),
                 _server_state(server),
                 str(server.weight),
                 percent(server.share_of_pool),
@@ -206,7 +215,7 @@ def _servers(pools: Sequence[PoolShare], limit: int) -> Group:
 
 def _findings(report: CheckReport, sources: SourceLines) -> Group:
     rules = {rule.id: rule for rule in report.rules}
-    parts: list[Text] = [_heading(f"Findings ({len(report.findings)})")]
+    parts: list[Text | Padding] = [_heading(f"Findings ({len(report.findings)})")]
     if not report.findings:
         parts.append(Text("no findings", style="green"))
     for finding in report.findings:
@@ -214,7 +223,7 @@ def _findings(report: CheckReport, sources: SourceLines) -> Group:
     return Group(*parts)
 
 
-def _finding(finding: Finding, rule: Rule | None, sources: SourceLines) -> list[Text]:
+def _finding(finding: Finding, rule: Rule | None, sources: SourceLines) -> list[Text | Padding]:
     title = Text()
     title.append(f"{finding.severity.upper():<7}", style=SEVERITY_STYLES[finding.severity])
     title.append(f" {finding.rule_id}", style="bold")
@@ -222,7 +231,10 @@ def _finding(finding: Finding, rule: Rule | None, sources: SourceLines) -> list[
         title.append(f" {rule.name}")
     title.append(f"  {_where(finding.location)}")
 
-    lines = [title, Text(f"  {clean(finding.reason)}")]
+    lines: list[Text | Padding] = [
+        title,
+        Padding(Text(clean(finding.reason)), (0, 0, 0, 2), expand=False),
+    ]
     width = max((len(_where(loc)) for loc in finding.locations[:MAX_LOCATIONS_SHOWN]), default=0)
     for location in finding.locations[:MAX_LOCATIONS_SHOWN]:
         source = sources.line(location)
@@ -232,7 +244,7 @@ def _finding(finding: Finding, rule: Rule | None, sources: SourceLines) -> list[
         hidden = len(finding.locations) - MAX_LOCATIONS_SHOWN
         lines.append(Text(f"    ... {hidden} more lines", style="dim"))
     if rule is not None:
-        lines.append(Text(f"  fix: {rule.fix_hint}"))
+        lines.append(Padding(Text(f"fix: {rule.fix_hint}"), (0, 0, 0, 2), expand=False))
     return lines
 
 
