@@ -23,6 +23,7 @@ from lbguard.model import (
 )
 from lbguard.model import Rule as RoutingRule
 from lbguard.predict.result import RuleShare, ServerShare
+from lbguard.predict.routing import ConditionEvaluator
 
 ZERO_SHARE = 1e-12
 """Shares at or below this count as no traffic (rounding noise of the prediction)."""
@@ -156,8 +157,6 @@ def _rules_taking_traffic(
     matches."""
     if context.profile is None:
         return []
-    from lbguard.predict.routing import ConditionEvaluator
-
     evaluator = ConditionEvaluator(context.profile)
     present = context.profile.weight > 0
     rows = evaluator.evaluate(_condition(frontend.rules[position])).true & present

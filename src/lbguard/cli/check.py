@@ -20,9 +20,11 @@ from lbguard.checks import RULES, CheckContext, resolve_options, run_checks
 from lbguard.cli.main import ExitCode
 from lbguard.errors import LbguardError
 from lbguard.model import LoadBalancer, Product, Severity
+from lbguard.parsers import load_config
+from lbguard.predict import predict
 from lbguard.predict.result import Prediction
 from lbguard.report import RENDERERS, CheckReport, RenderOptions
-from lbguard.traffic import TrafficProfile
+from lbguard.traffic import TrafficProfile, load_profile
 
 logger = logging.getLogger(__name__)
 
@@ -136,16 +138,12 @@ def _option_overrides(args: argparse.Namespace) -> dict[str, dict[str, object]]:
 
 
 def _load_config(paths: list[str], product: str | None) -> LoadBalancer:
-    from lbguard.parsers import load_config
-
     return load_config(paths, Product(product) if product else None)
 
 
 def _load_traffic(path: str | None) -> TrafficProfile | None:
     if path is None:
         return None
-    from lbguard.traffic import load_profile
-
     return load_profile(path)
 
 
@@ -169,8 +167,6 @@ def _health(lb: LoadBalancer, down: list[str]) -> dict[str, bool]:
 def _predict(
     lb: LoadBalancer, profile: TrafficProfile | None, health: Mapping[str, bool]
 ) -> Prediction:
-    from lbguard.predict import predict
-
     return predict(lb, profile, health or None)
 
 
