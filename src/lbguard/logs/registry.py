@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from lbguard.errors import LogError
-from lbguard.logs import haproxy
+from lbguard.logs import aws, haproxy, nginx
 from lbguard.logs.interface import LogFormat
 
 
 def formats() -> tuple[LogFormat, ...]:
     """Return every format; on equal detection scores the earlier one wins."""
-    return (haproxy.FORMAT,)
+    return (haproxy.FORMAT, nginx.FORMAT, aws.ALB, aws.CLB, aws.NLB)
 
 
-ALIASES = {"haproxy-http": "haproxy", "haproxy-tcp": "haproxy"}
+ALIASES = {
+    "haproxy-http": "haproxy",
+    "haproxy-tcp": "haproxy",
+    "nginx-combined": "nginx",
+    "ingress-nginx": "nginx",
+}
 """Other accepted ``--log-format`` values (the ``lb`` names of multi-kind formats)."""
 
 

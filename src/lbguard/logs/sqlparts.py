@@ -10,7 +10,7 @@ REQUEST_LINE_PATTERN = (
 
 REQUEST_LINE_NAMES = ("method", "scheme", "host", "path", "query", "protocol")
 
-IP_PREFIX_PATTERN = r"^\s*\[?([0-9A-Fa-f:.]*[0-9A-Fa-f][0-9A-Fa-f:.]*)"
+IP_PREFIX_PATTERN = r"^\s*\[?(\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*[0-9A-Fa-f])"
 """Leading IPv4 or IPv6 address of a value, with an optional ``[`` before IPv6."""
 
 
@@ -90,3 +90,28 @@ def zoned_time(value: str, formats: tuple[str, ...]) -> str:
     """TIMESTAMPTZ from a text time that carries its zone (``%z`` or ``Z``)."""
     format_list = ", ".join(quote(fmt) for fmt in formats)
     return f"try_strptime({value}, [{format_list}])::TIMESTAMPTZ"
+
+
+def json_pointer(key: str) -> str:
+    """JSON pointer for a dotted key (``request.remote_ip``); ``/`` is escaped as ``~1``."""
+    parts = key.split(".") if not key.startswith("/") else key[1:].split("/")
+    return "/" + "/".join(part.replace("~", "~0").replace("/", "~1") for part in parts)
+
+
+def json_values(source: str, pointers: tuple[str, ...]) -> str:
+    """List of the values at ``pointers`` as text, or NULL when ``source`` is not JSON."""
+    items = ", ".join(quote(pointer) for pointer in pointers)
+    return f"CASE WHEN json_valid({source}) THEN json_extract_string({source}, [{items}]) END"
+
+
+def utc_time(value: str, formats: tuple[str, ...]) -> str:
+    """TIMESTAMPTZ from a zone-less text time that the product writes in UTC."""
+    return local_time(value, formats, "UTC")
+
+
+def last_colon_split(value: str) -> tuple[str, str]:
+    """Address and port of ``address:port`` where IPv6 addresses may be unbracketed."""
+    pattern = r"^\[?(.*?)\]?:(\d+)$"
+    address = f"nullif(regexp_extract({value}, {quote(pattern)}, 1), '')"
+    port = f"try_cast(nullif(regexp_extract({value}, {quote(pattern)}, 2), '') AS INTEGER)"
+    return address, port
