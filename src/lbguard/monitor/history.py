@@ -59,7 +59,7 @@ MIGRATIONS: tuple[str, ...] = (
         alertname TEXT NOT NULL,
         severity TEXT NOT NULL,
         labels TEXT NOT NULL,
-        annotations TEXT NOT NULL,
+        alert TEXT NOT NULL,
         baseline TEXT NOT NULL,
         snapshot_id INTEGER REFERENCES snapshots(id),
         starts_at REAL NOT NULL,
@@ -199,7 +199,11 @@ class History:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Run the block in one write transaction, committed on success."""
+        """Run the block in one write transaction, committed on success; inside another
+        transaction, the block joins it."""
+        if self.connection.in_transaction:
+            yield self.connection
+            return
         self.connection.execute("BEGIN IMMEDIATE")
         try:
             yield self.connection
