@@ -281,7 +281,8 @@ def test_factor_option_changes_threshold(audit: AuditFactory) -> None:
     result = audit(
         WEIGHTED.format(1, 2, 3), {"requests": 1000, "paths": ["/"]}, {"LB201": {"factor": 1.2}}
     )
-    assert result.finding_keys("LB201") == {("LB201", str(result.config), result.line_of("weight 3"))}
+    expected = ("LB201", str(result.config), result.line_of("weight 3"))
+    assert result.finding_keys("LB201") == {expected}
 
 
 def test_server_down_restores_balance(audit: AuditFactory) -> None:
