@@ -53,4 +53,10 @@ def detect(lines: Sequence[str], formats: Sequence[LogFormat]) -> Detection:
         count = sum(1 for line in sample if log_format.detect(line))
         if count > best_count:
             best, best_count = log_format, count
+    if best is None and sample and sample[0].strip() in ("{", "["):
+        # A pretty-printed JSON document: score its joined text as one line.
+        joined = "".join(line.strip() for line in sample)
+        for log_format in formats:
+            if log_format.detect(joined):
+                return Detection(log_format, 1, len(sample), cri)
     return Detection(best, best_count, len(sample), cri)

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from lbguard.errors import LogError
-from lbguard.logs import aws, haproxy, nginx
+from lbguard.logs import aws, haproxy, nginx, proxies
 from lbguard.logs.interface import LogFormat
 
 
 def formats() -> tuple[LogFormat, ...]:
     """Return every format; on equal detection scores the earlier one wins."""
-    return (haproxy.FORMAT, nginx.FORMAT, aws.ALB, aws.CLB, aws.NLB)
+    return (
+        haproxy.FORMAT,
+        nginx.FORMAT,
+        aws.ALB,
+        aws.CLB,
+        aws.NLB,
+        proxies.ENVOY,
+        proxies.TRAEFIK_CLF,
+        proxies.TRAEFIK_JSON,
+        proxies.CADDY,
+        proxies.JSON_LINES,
+    )
 
 
 ALIASES = {
