@@ -1,0 +1,330 @@
+"""Change points in the timeline: when the distribution over servers or the error rate
+changed, and whether each change is an onset or a recovery.
+
+Detection runs PELT (Killick, Fearnhead and Eckley 2012, as implemented by the
+``ruptures`` package) with the L2 cost, which finds shifts in the mean of a multivariate
+series. The series has one row per window: each server's share of the window's requests
+and the window's error rate. The penalty scales with the noise variance estimated from
+first differences, so that windows of a few requests do not create change points; changes
+below the effect-size floors below are then merged away.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import ruptures  # type: ignore[import-untyped]
+
+from lbguard.analysis.result import (
+    NO_SERVER,
+    Change,
+    ChangeKind,
+    FloatArray,
+    Segment,
+    ServerShift,
+    Timeline,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OnsetOptions:
+    """Thresholds that decide what counts as a change, an onset and a risen server."""
+
+    min_windows: int = 2
+    """Shortest segment in windows."""
+
+    penalty_factor: float = 3.0
+    """PELT penalty in units of log(windows) times the summed noise variance."""
+
+    min_distance: float = 0.05
+    """Smallest total variation distance between two segments' server distributions that
+    counts as a change of distribution (5 points of traffic moved)."""
+
+    min_error_rise: float = 0.02
+    """Smallest error-rate difference, as a fraction of requests, that counts as a change."""
+
+    share_rise_points: float = 0.02
+    """A server has risen when its share grows by at least this fraction of requests..."""
+
+    share_rise_ratio: float = 1.25
+    """... and to at least this many times its share before (the same ratio as HAProxy's
+    lowest recommended ``hash-balance-factor``, 125, in HAProxy 2.6 configuration.txt)."""
+
+    min_window_fraction: float = 0.1
+    """Windows with fewer requests than this fraction of the median window are left out
+    of detection (the partial first and last windows, gaps)."""
+
+
+@dataclass(frozen=True)
+class OnsetResult:
+    """Segments of the timeline and the changes between them."""
+
+    segments: tuple[Segment, ...]
+    changes: tuple[Change, ...]
+    baseline: int
+    """Index of the segment used as normal: the one with the lowest error rate, ties
+    broken by the lowest skew."""
+
+
+def detect_changes(timeline: Timeline, options: OnsetOptions | None = None) -> OnsetResult:
+    """Split the timeline into segments and classify the change between each pair."""
+    options = options or OnsetOptions()
+    if len(timeline) == 0:
+        return OnsetResult(segments=(), changes=(), baseline=0)
+
+    kept = _detection_windows(timeline, options)
+    bounds = _segment_bounds(timeline, kept, options)
+    bounds = _merge_small_changes(timeline, bounds, options)
+    segments = tuple(_segment(timeline, first, last) for first, last in bounds)
+
+    baseline = min(range(len(segments)), key=lambda i: (segments[i].error_rate, segments[i].skew))
+    changes = _classify(timeline, bounds, segments, baseline, options)
+    return OnsetResult(segments=segments, changes=changes, baseline=baseline)
+
+
+def _detection_windows(timeline: Timeline, options: OnsetOptions) -> np.ndarray:
+    requests = timeline.requests
+    busy = requests[requests > 0]
+    if busy.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    floor = options.min_window_fraction * float(np.median(busy))
+    return np.flatnonzero((requests > 0) & (requests >= floor))
+
+
+def _segment_bounds(
+    timeline: Timeline, kept: np.ndarray, options: OnsetOptions
+) -> list[tuple[int, int]]:
+    """Return (first, last) window indexes of each segment, covering every window."""
+    count = len(timeline)
+    if kept.size < 2 * options.min_windows:
+        return [(0, count - 1)]
+
+    signal = np.column_stack([timeline.server_shares[kept], timeline.error_rate[kept]])
+    noise = _noise_variance(signal)
+    penalty = options.penalty_factor * np.log(kept.size) * max(noise, 1e-6)
+    algorithm = ruptures.Pelt(model="l2", min_size=options.min_windows, jump=1)
+    breaks = algorithm.fit(signal).predict(pen=penalty)
+    logger.debug("PELT penalty %.4g over %d windows: breaks %s", penalty, kept.size, breaks)
+
+    # ruptures returns the end index (exclusive) of each segment in the kept series; a
+    # segment starts at the kept window after the previous break, so skipped windows join
+    # the segment before them.
+    starts = [0] + [int(kept[b]) for b in breaks[:-1]]
+    ends = [s - 1 for s in starts[1:]] + [count - 1]
+    return list(zip(starts, ends, strict=True))
+
+
+def _noise_variance(signal: FloatArray) -> float:
+    """Sum over columns of the noise variance, from the median absolute first difference
+    (robust to the few large differences at change points)."""
+    if signal.shape[0] < 3:
+        return float(signal.var(axis=0).sum())
+    differences = np.diff(signal, axis=0)
+    mad = np.median(np.abs(differences - np.median(differences, axis=0)), axis=0)
+    sigma = mad / (0.6745 * np.sqrt(2.0))
+    return float((sigma**2).sum())
+
+
+def _merge_small_changes(
+    timeline: Timeline, bounds: list[tuple[int, int]], options: OnsetOptions
+) -> list[tuple[int, int]]:
+    """Join neighbouring segments whose difference stays under every effect-size floor."""
+    merged = list(bounds)
+    changed = True
+    while changed and len(merged) > 1:
+        changed = False
+        for i in range(len(merged) - 1):
+            before = _totals(timeline, *merged[i])
+            after = _totals(timeline, *merged[i + 1])
+            if not _differs(before, after, options):
+                merged[i] = (merged[i][0], merged[i + 1][1])
+                del merged[i + 1]
+                changed = True
+                break
+    return merged
+
+
+@dataclass(frozen=True)
+class _Totals:
+    shares: FloatArray
+    error_rate: float
+    skew: float
+    requests: int
+
+
+def _totals(timeline: Timeline, first: int, last: int) -> _Totals:
+    counts = timeline.server_counts[first : last + 1].sum(axis=0).astype(np.float64)
+    requests = int(timeline.requests[first : last + 1].sum())
+    errors = int(timeline.errors[first : last + 1].sum())
+    total = counts.sum()
+    shares = counts / total if total > 0 else counts
+    real = _real_columns(timeline)
+    real_counts = counts[real]
+    skew = (
+        float(real_counts.max() / real_counts.mean())
+        if real_counts.size and real_counts.mean() > 0
+        else 1.0
+    )
+    return _Totals(
+        shares=shares,
+        error_rate=errors / requests if requests else 0.0,
+        skew=skew,
+        requests=requests,
+    )
+
+
+def _real_columns(timeline: Timeline) -> np.ndarray:
+    return np.array([not k.endswith("/" + NO_SERVER) for k in timeline.server_keys], dtype=bool)
+
+
+def _distance(before: _Totals, after: _Totals) -> float:
+    return float(0.5 * np.abs(after.shares - before.shares).sum())
+
+
+def _differs(before: _Totals, after: _Totals, options: OnsetOptions) -> bool:
+    return (
+        _distance(before, after) >= options.min_distance
+        or abs(after.error_rate - before.error_rate) >= options.min_error_rise
+    )
+
+
+def _elevated(segment: _Totals, baseline: _Totals, options: OnsetOptions) -> bool:
+    """True when traffic concentrated on some servers or errors rose, against the
+    baseline: at least ``min_distance`` of traffic moved and some server's share rose past
+    both rise floors, or the error rate rose by ``min_error_rise``."""
+    rise = segment.shares - baseline.shares
+    concentrated = bool(
+        np.any(
+            (rise >= options.share_rise_points)
+            & (segment.shares >= options.share_rise_ratio * baseline.shares)
+        )
+    )
+    return (
+        concentrated and _distance(baseline, segment) >= options.min_distance
+    ) or segment.error_rate - baseline.error_rate >= options.min_error_rise
+
+
+def _segment(timeline: Timeline, first: int, last: int) -> Segment:
+    totals = _totals(timeline, first, last)
+    order = np.argsort(-totals.shares, kind="stable")[:3]
+    p90 = timeline.total_p90[first : last + 1]
+    weights = timeline.requests[first : last + 1]
+    valid = ~np.isnan(p90) & (weights > 0)
+    return Segment(
+        first=first,
+        last=last,
+        start=timeline.starts[first],
+        end=timeline.starts[last] + timeline.width,
+        requests=totals.requests,
+        error_rate=totals.error_rate,
+        skew=totals.skew,
+        # Request-weighted mean of the windows' p90: an estimate, not the segment's p90.
+        p90_ms=float(np.average(p90[valid], weights=weights[valid])) if valid.any() else None,
+        top_servers=tuple(
+            (timeline.server_keys[i], float(totals.shares[i]))
+            for i in order
+            if totals.shares[i] > 0
+        ),
+    )
+
+
+def _classify(
+    timeline: Timeline,
+    bounds: list[tuple[int, int]],
+    segments: tuple[Segment, ...],
+    baseline: int,
+    options: OnsetOptions,
+) -> tuple[Change, ...]:
+    base = _totals(timeline, *bounds[baseline])
+    incident = _elevated(_totals(timeline, *bounds[0]), base, options)
+    changes: list[Change] = []
+    for i in range(1, len(bounds)):
+        before = _totals(timeline, *bounds[i - 1])
+        after = _totals(timeline, *bounds[i])
+        elevated = _elevated(after, base, options)
+        if elevated and not incident:
+            kind = ChangeKind.ONSET
+        elif incident and not elevated:
+            kind = ChangeKind.RECOVERY
+        else:
+            kind = ChangeKind.CHANGE
+        incident = elevated
+
+        risen, fallen = _shifts(
+            timeline,
+            bounds_before=bounds[i - 1],
+            bounds_after=bounds[i],
+            before=before,
+            after=after,
+            options=options,
+        )
+        changes.append(
+            Change(
+                kind=kind,
+                window=bounds[i][0],
+                at=timeline.starts[bounds[i][0]],
+                skew_before=before.skew,
+                skew_after=after.skew,
+                error_rate_before=before.error_rate,
+                error_rate_after=after.error_rate,
+                p90_before=segments[i - 1].p90_ms,
+                p90_after=segments[i].p90_ms,
+                risen=risen,
+                fallen=fallen,
+                magnitude=_distance(before, after),
+            )
+        )
+    return tuple(changes)
+
+
+def _shifts(
+    timeline: Timeline,
+    *,
+    bounds_before: tuple[int, int],
+    bounds_after: tuple[int, int],
+    before: _Totals,
+    after: _Totals,
+    options: OnsetOptions,
+) -> tuple[tuple[ServerShift, ...], tuple[ServerShift, ...]]:
+    """Return the servers whose share rose and fell past the floors, largest change first."""
+    errors_before = _error_rates(timeline, *bounds_before)
+    errors_after = _error_rates(timeline, *bounds_after)
+    risen: list[ServerShift] = []
+    fallen: list[ServerShift] = []
+    for i, key in enumerate(timeline.server_keys):
+        if key.endswith("/" + NO_SERVER):
+            continue
+        shift = ServerShift(
+            key=key,
+            share_before=float(before.shares[i]),
+            share_after=float(after.shares[i]),
+            error_rate_before=float(errors_before[i]),
+            error_rate_after=float(errors_after[i]),
+        )
+        difference = shift.share_after - shift.share_before
+        if (
+            difference >= options.share_rise_points
+            and shift.share_after >= options.share_rise_ratio * shift.share_before
+        ):
+            risen.append(shift)
+        elif (
+            -difference >= options.share_rise_points
+            and shift.share_before >= options.share_rise_ratio * shift.share_after
+        ):
+            fallen.append(shift)
+
+    risen.sort(key=lambda s: s.share_before - s.share_after)
+    fallen.sort(key=lambda s: s.share_after - s.share_before)
+    return tuple(risen), tuple(fallen)
+
+
+def _error_rates(timeline: Timeline, first: int, last: int) -> FloatArray:
+    counts = timeline.server_counts[first : last + 1].sum(axis=0)
+    errors = timeline.server_errors[first : last + 1].sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rates = errors / counts
+    return np.where(counts > 0, rates, 0.0)
