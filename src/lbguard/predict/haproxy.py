@@ -37,6 +37,7 @@ from lbguard.predict.haproxy_keys import (
     url_param_keys,
 )
 from lbguard.predict.result import ShareMethod
+from lbguard.traffic import TrafficProfile
 
 Shares = npt.NDArray[np.float64]
 
@@ -299,9 +300,8 @@ def _hashed(
         notes.append(f"hash-balance-factor {settings.hash_balance_factor} moves requests off "
                      "servers above that load; shares are given without it")
 
-    if group.single and settings.algorithm is not Algorithm.URL_PARAM:
-        # With one usable server HAProxy skips the key and looks up hash 0 (backend.c);
-        # url_param has no such shortcut.
+    if group.single and settings.algorithm not in _LOOKS_UP_KEY_WHEN_SINGLE:
+        # With one usable server HAProxy skips the key and looks up hash 0 (backend.c).
         shares = np.zeros(count)
         shares[int(placement.place(np.zeros(1, dtype=np.uint32))[0])] = 1.0
         return _outcome(pool, shares, ShareMethod.EXACT, group, notes)
@@ -361,3 +361,42 @@ def _place_keys(
         totals = totals + keyless * placement.rr_shares(count)
     result: Shares = totals / requests.total
     return result
+
+
+def hash_assignments(
+    pool: Pool, profile: TrafficProfile, health: Health | None = None
+) -> npt.NDArray[np.intp]:
+    """Return the index of the server that each profile row goes to in a hash-based pool.
+
+    Rows without a hash key get -1: HAProxy sends them by round robin. Raises
+    `KeyUnavailableError` when the profile lacks the key's column, and ValueError for a
+    pool whose algorithm does not hash.
+    """
+    settings = pool.balance
+    key_function = _KEY_FUNCTIONS.get(settings.algorithm)
+    if key_function is None:
+        raise ValueError(f"balance {settings.algorithm} does not hash a key")
+    group = server_group(pool, health or {})
+    if not group.members:
+        return np.full(len(profile), -1, dtype=np.intp)
+    if settings.hash_method is HashMethod.CONSISTENT:
+        placement = chash_placement(pool, group)
+    else:
+        placement = map_placement(pool, group)
+
+    keys = key_function(profile, settings)
+    hashes = keys.hashes
+    missing = keys.missing
+    if group.single and settings.algorithm not in _LOOKS_UP_KEY_WHEN_SINGLE:
+        hashes = np.zeros_like(hashes)
+        missing = np.zeros_like(missing)
+    elif settings.avalanche:
+        hashes = full_hash_array(hashes)
+    servers = placement.place(hashes)
+    result: npt.NDArray[np.intp] = np.where(missing, -1, servers)
+    return result
+
+
+_LOOKS_UP_KEY_WHEN_SINGLE = frozenset({Algorithm.URL_PARAM, Algorithm.RDP_COOKIE})
+"""Algorithms whose key lookup in backend.c comes before the one-server shortcut, so a
+missing key still means round robin."""
