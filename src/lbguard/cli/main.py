@@ -30,9 +30,9 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 
 def _registrars() -> list[Registrar]:
     """Return the command registrars in the order ``--help`` lists them."""
-    from lbguard.cli import check
+    from lbguard.cli import check, diff, history, watch
 
-    return [check.register]
+    return [check.register, diff.register, history.register, watch.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

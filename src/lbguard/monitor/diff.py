@@ -74,6 +74,8 @@ class Change:
     after: str | None = None
     old_location: Location = NO_LOCATION
     new_location: Location = NO_LOCATION
+    detail: str = ""
+    """The element as written, when the subject alone does not identify it (moved rules)."""
 
     @property
     def location(self) -> Location:
@@ -90,7 +92,8 @@ class Change:
         if self.kind is ChangeKind.REMOVED:
             return f"{name} removed" + (f": {self.before}" if self.before else "")
         if self.kind is ChangeKind.REORDERED:
-            return f"{name} moved from {self.before} to {self.after}"
+            written = f" `{self.detail}`" if self.detail else ""
+            return f"{name}{written} moved from {self.before} to {self.after}"
         return f"{name}: {self.attribute} {self.before} → {self.after}"
 
 
@@ -167,7 +170,10 @@ def diff_models(old: LoadBalancer, new: LoadBalancer) -> tuple[Change, ...]:
             summary = f"{pool.balance.algorithm}, {len(pool.servers)} servers"
             changes.append(
                 Change(
-                    ChangeKind.ADDED, Element.POOL, name, after=summary,
+                    ChangeKind.ADDED,
+                    Element.POOL,
+                    name,
+                    after=summary,
                     new_location=pool.location,
                 )
             )
@@ -199,7 +205,9 @@ def _diff_frontend(old: Frontend, new: Frontend) -> list[Change]:
         if text not in new_binds:
             changes.append(
                 Change(
-                    ChangeKind.REMOVED, Element.BIND, f"{old.name} {text}",
+                    ChangeKind.REMOVED,
+                    Element.BIND,
+                    f"{old.name} {text}",
                     old_location=bind.location,
                 )
             )
@@ -207,7 +215,9 @@ def _diff_frontend(old: Frontend, new: Frontend) -> list[Change]:
         if text not in old_binds:
             changes.append(
                 Change(
-                    ChangeKind.ADDED, Element.BIND, f"{new.name} {text}",
+                    ChangeKind.ADDED,
+                    Element.BIND,
+                    f"{new.name} {text}",
                     new_location=bind.location,
                 )
             )
@@ -235,16 +245,22 @@ def _diff_rules(frontend: str, old: Sequence[Rule], new: Sequence[Rule]) -> list
         if index not in pairs:
             changes.append(
                 Change(
-                    ChangeKind.REMOVED, Element.RULE, f"{frontend} rule {index + 1}",
-                    before=rule.text, old_location=rule.location,
+                    ChangeKind.REMOVED,
+                    Element.RULE,
+                    f"{frontend} rule {index + 1}",
+                    before=rule.text,
+                    old_location=rule.location,
                 )
             )
     for index, rule in enumerate(new):
         if index not in paired_new:
             changes.append(
                 Change(
-                    ChangeKind.ADDED, Element.RULE, f"{frontend} rule {index + 1}",
-                    after=rule.text, new_location=rule.location,
+                    ChangeKind.ADDED,
+                    Element.RULE,
+                    f"{frontend} rule {index + 1}",
+                    after=rule.text,
+                    new_location=rule.location,
                 )
             )
 
@@ -255,8 +271,14 @@ def _diff_rules(frontend: str, old: Sequence[Rule], new: Sequence[Rule]) -> list
         if old_index not in text_pairs:
             changes.append(
                 Change(
-                    ChangeKind.CHANGED, Element.RULE, subject, "rule", before.text, after.text,
-                    before.location, after.location,
+                    ChangeKind.CHANGED,
+                    Element.RULE,
+                    subject,
+                    "rule",
+                    before.text,
+                    after.text,
+                    before.location,
+                    after.location,
                 )
             )
         elif _signature(before.condition) != _signature(after.condition):
@@ -264,9 +286,14 @@ def _diff_rules(frontend: str, old: Sequence[Rule], new: Sequence[Rule]) -> list
             if _shape(before.condition) != _shape(after.condition):
                 changes.append(
                     Change(
-                        ChangeKind.CHANGED, Element.RULE, subject, "condition",
-                        condition_text(before.condition), condition_text(after.condition),
-                        before.location, after.location,
+                        ChangeKind.CHANGED,
+                        Element.RULE,
+                        subject,
+                        "condition",
+                        condition_text(before.condition),
+                        condition_text(after.condition),
+                        before.location,
+                        after.location,
                     )
                 )
 
@@ -274,9 +301,14 @@ def _diff_rules(frontend: str, old: Sequence[Rule], new: Sequence[Rule]) -> list
         new_index = pairs[old_index]
         changes.append(
             Change(
-                ChangeKind.REORDERED, Element.RULE, f"{frontend} rule {new_index + 1}",
-                before=f"position {old_index + 1}", after=f"position {new_index + 1}",
-                old_location=old[old_index].location, new_location=new[new_index].location,
+                ChangeKind.REORDERED,
+                Element.RULE,
+                f"{frontend} rule {new_index + 1}",
+                before=f"position {old_index + 1}",
+                after=f"position {new_index + 1}",
+                old_location=old[old_index].location,
+                new_location=new[new_index].location,
+                detail=new[new_index].text,
             )
         )
     return changes
@@ -361,8 +393,12 @@ def _diff_named(
             continue
         changes.append(
             Change(
-                ChangeKind.CHANGED, Element.ACL, f"{frontend} acl {name}", "definition",
-                condition_text(before.condition), condition_text(after.condition),
+                ChangeKind.CHANGED,
+                Element.ACL,
+                f"{frontend} acl {name}",
+                "definition",
+                condition_text(before.condition),
+                condition_text(after.condition),
                 before.locations[0] if before.locations else NO_LOCATION,
                 after.locations[0] if after.locations else NO_LOCATION,
             )
@@ -417,13 +453,20 @@ def _grouped(condition: Condition) -> str:
 
 def _diff_pool(old: Pool, new: Pool) -> list[Change]:
     changes = _diff_fields(
-        old, new, Element.POOL, new.name,
+        old,
+        new,
+        Element.POOL,
+        new.name,
         skip={"name", "balance", "servers", "location"},
-        old_location=old.location, new_location=new.location,
+        old_location=old.location,
+        new_location=new.location,
     )
     changes.extend(
         _diff_fields(
-            old.balance, new.balance, Element.BALANCE, new.name,
+            old.balance,
+            new.balance,
+            Element.BALANCE,
+            new.name,
             skip={"location", "text"},
             old_location=_known(old.balance.location, old.location),
             new_location=_known(new.balance.location, new.location),
@@ -436,8 +479,11 @@ def _diff_pool(old: Pool, new: Pool) -> list[Change]:
         if name not in new_servers:
             changes.append(
                 Change(
-                    ChangeKind.REMOVED, Element.SERVER, f"{old.name}/{name}",
-                    before=server.endpoint, old_location=server.location,
+                    ChangeKind.REMOVED,
+                    Element.SERVER,
+                    f"{old.name}/{name}",
+                    before=server.endpoint,
+                    old_location=server.location,
                 )
             )
     for name, server in new_servers.items():
@@ -446,7 +492,9 @@ def _diff_pool(old: Pool, new: Pool) -> list[Change]:
         if previous is None:
             changes.append(
                 Change(
-                    ChangeKind.ADDED, Element.SERVER, subject,
+                    ChangeKind.ADDED,
+                    Element.SERVER,
+                    subject,
                     after=f"{server.endpoint} weight {server.weight}",
                     new_location=server.location,
                 )
@@ -454,9 +502,13 @@ def _diff_pool(old: Pool, new: Pool) -> list[Change]:
             continue
         changes.extend(
             _diff_fields(
-                previous, server, Element.SERVER, subject,
+                previous,
+                server,
+                Element.SERVER,
+                subject,
                 skip={"name", "location", "text"},
-                old_location=previous.location, new_location=server.location,
+                old_location=previous.location,
+                new_location=server.location,
             )
         )
 
@@ -466,17 +518,20 @@ def _diff_pool(old: Pool, new: Pool) -> list[Change]:
     if old_order != new_order:
         changes.append(
             Change(
-                ChangeKind.REORDERED, Element.POOL, new.name, "server order",
-                ", ".join(old_order), ", ".join(new_order),
-                old.location, new.location,
+                ChangeKind.REORDERED,
+                Element.POOL,
+                new.name,
+                "server order",
+                ", ".join(old_order),
+                ", ".join(new_order),
+                old.location,
+                new.location,
             )
         )
     return changes
 
 
-def _diff_settings(
-    old: Sequence[tuple[str, str]], new: Sequence[tuple[str, str]]
-) -> list[Change]:
+def _diff_settings(old: Sequence[tuple[str, str]], new: Sequence[tuple[str, str]]) -> list[Change]:
     def grouped(settings: Sequence[tuple[str, str]]) -> dict[str, str]:
         values: dict[str, list[str]] = {}
         for keyword, value in settings:
@@ -520,8 +575,14 @@ def _diff_fields(
             continue
         changes.append(
             Change(
-                ChangeKind.CHANGED, element, subject, item.name.replace("_", "-"),
-                _value_text(before), _value_text(after), old_location, new_location,
+                ChangeKind.CHANGED,
+                element,
+                subject,
+                item.name.replace("_", "-"),
+                _value_text(before),
+                _value_text(after),
+                old_location,
+                new_location,
             )
         )
     return changes

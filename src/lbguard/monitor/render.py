@@ -128,6 +128,7 @@ def _change_to_json(change: Change) -> dict[str, Any]:
         "after": change.after,
         "old_location": str(change.old_location) if change.old_location.file else None,
         "new_location": str(change.new_location) if change.new_location.file else None,
+        "detail": change.detail,
         "description": change.describe(),
     }
 
