@@ -40,7 +40,7 @@ class ConfigLine:
     location: Location
     words: tuple[str, ...]
     text: str
-    """The line as written, without its line ending and surrounding blanks."""
+    """The line as written, without its comment, line ending and surrounding blanks."""
 
     env_vars: tuple[str, ...] = ()
     """Environment variables referenced inside double quotes, kept unexpanded in ``words``."""
@@ -62,6 +62,8 @@ class _Words:
     started: bool = False
     env_vars: list[str] = field(default_factory=list)
     unquoted_vars: list[str] = field(default_factory=list)
+    end: int = 0
+    """Position where the line's content ends: its length, or where a comment starts."""
 
     def add(self, text: str) -> None:
         self.current.append(text)
@@ -136,6 +138,7 @@ def split_words(line: str) -> _Words:
     if quote_at >= 0:
         raise LineError("unmatched quote", quote_at + 1)
     out.end_word()
+    out.end = i
     return out
 
 
@@ -262,6 +265,7 @@ def read_lines(path: Path, display: str, diagnostics: list[Diagnostic]) -> Itera
             diagnostics.append(_line_error(location, error, text))
             continue
         words = tuple(split.words)
+        text = line[indent : indent + split.end].strip()
         if not words:
             continue
         if words[0].startswith("."):

@@ -476,6 +476,14 @@ class Reader:
                 )
             self.error(line, message, "write the port as a number from 1 to 65535")
             return Bind(host, None, line.location, options)
+        for value in (low, high or low):
+            if not 0 < int(value) < 65536:
+                self.error(
+                    line,
+                    f"'bind' : invalid port '{value}'",
+                    "write the port as a number from 1 to 65535",
+                )
+                return Bind(host, None, line.location, options)
         extra = (f"ports {port_text}",) if high else ()
         return Bind(host, int(low), line.location, options + extra)
 
