@@ -8,7 +8,7 @@ DOC = "haproxy/haproxy-doc-configuration-txt-examples.log"
 
 
 def test_httplog_doc_example(read_sample):
-    load, rows = read_sample(DOC)
+    _, rows = read_sample(DOC)
     row = rows[3]
     assert row["lb"] == "haproxy-http"
     assert row["frontend"] == "http-in"

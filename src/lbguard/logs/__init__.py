@@ -110,6 +110,8 @@ def load_logs(
     options = ParseOptions(
         timezone=timezone, nginx_log_format=nginx_log_format, field_map=dict(field_map or {})
     )
+    if log_format is None and nginx_log_format:
+        log_format = "nginx"
     forced = registry.find(log_format) if log_format else None
 
     if con is None:

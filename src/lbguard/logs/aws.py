@@ -50,6 +50,10 @@ NLB_NAMES = (
 _TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S")
 
 
+def _sum(values: tuple[str, ...]) -> str:
+    return " + ".join(f"{value}::DOUBLE" for value in values)
+
+
 def _unquote(value: str) -> str:
     return f"trim({value}, '\"')"
 
@@ -71,9 +75,7 @@ def alb_plan(options: ParseOptions) -> ParsePlan:
         "upstream_status": sql.to_int("f.target_status"),
         # "-" as target status: no connection to, or no response from, a target.
         "lb_error": f"{sql.dash_null('f.target_status')} IS NULL",
-        "time_total_ms": (
-            f"CASE WHEN {all_reached} THEN ({' + '.join(f'{t}::DOUBLE' for t in times)}) * 1000 END"
-        ),
+        "time_total_ms": (f"CASE WHEN {all_reached} THEN ({_sum(times)}) * 1000 END"),
         "time_response_ms": sql.ms_from_seconds("f.target_time"),
         "bytes": sql.to_bigint("f.sent"),
         "client_ip": client_ip,
@@ -87,7 +89,8 @@ def alb_plan(options: ParseOptions) -> ParsePlan:
         "attempt_statuses": (
             f"CASE WHEN {statuses} IS NOT NULL THEN list_transform(string_split({statuses}, ' '), "
             "lambda s: try_cast(s AS INTEGER)) "
-            f"WHEN {sql.dash_null('f.target')} IS NOT NULL THEN [{sql.to_int('f.target_status')}] END"
+            f"WHEN {sql.dash_null('f.target')} IS NOT NULL "
+            f"THEN [{sql.to_int('f.target_status')}] END"
         ),
     }
     return ParsePlan(
@@ -109,6 +112,7 @@ def clb_plan(options: ParseOptions) -> ParsePlan:
     times = ("f.request_time", "f.backend_time", "f.response_time")
     all_reached = " AND ".join(f"try_cast({t} AS DOUBLE) >= 0" for t in times)
     is_http = "f.request <> '- - - '"
+    backend_ms = sql.ms_from_seconds("f.backend_time")
     columns = {
         "ts": sql.utc_time("f.time", _TIME_FORMATS),
         "lb": "'aws-elb'",
@@ -120,12 +124,10 @@ def clb_plan(options: ParseOptions) -> ParsePlan:
             f"{sql.to_int('f.elb_status')} IS NOT NULL "
             f"AND {sql.dash_null('f.backend_status')} IS NULL"
         ),
-        "time_total_ms": (
-            f"CASE WHEN {all_reached} THEN ({' + '.join(f'{t}::DOUBLE' for t in times)}) * 1000 END"
-        ),
-        "time_response_ms": f"CASE WHEN {is_http} THEN {sql.ms_from_seconds('f.backend_time')} END",
+        "time_total_ms": (f"CASE WHEN {all_reached} THEN ({_sum(times)}) * 1000 END"),
+        "time_response_ms": f"CASE WHEN {is_http} THEN {backend_ms} END",
         # For TCP listeners the backend time is the connect time.
-        "time_connect_ms": f"CASE WHEN NOT {is_http} THEN {sql.ms_from_seconds('f.backend_time')} END",
+        "time_connect_ms": f"CASE WHEN NOT {is_http} THEN {backend_ms} END",
         "bytes": sql.to_bigint("f.sent"),
         "client_ip": client_ip,
         "client_port": client_port,

@@ -59,6 +59,7 @@ def envoy_plan(options: ParseOptions) -> ParsePlan:
     flags = pick(j["response_flags"], "f.flags")
     flag_list = f"string_split({flags}, ',')"
     code = pick(j["response_code"], "f.code")
+    service_time = pick(j["x-envoy-upstream-service-time"], "f.service_time")
     columns = {
         "ts": sql.utc_time(pick(j["start_time"], "f.start"), ("%Y-%m-%dT%H:%M:%S.%gZ",)),
         "lb": "'envoy'",
@@ -73,7 +74,7 @@ def envoy_plan(options: ParseOptions) -> ParsePlan:
         ),
         "lb_error": f"list_has_any({flag_list}, {list(ENVOY_LB_FLAGS)})",
         "time_total_ms": f"try_cast({pick(j['duration'], 'f.duration')} AS DOUBLE)",
-        "time_response_ms": f"try_cast({pick(j['x-envoy-upstream-service-time'], 'f.service_time')} AS DOUBLE)",
+        "time_response_ms": f"try_cast({service_time} AS DOUBLE)",
         "bytes": f"try_cast({pick(j['bytes_sent'], 'f.sent')} AS BIGINT)",
         "client_ip": client_ip,
         "client_port": client_port,
@@ -162,12 +163,13 @@ def traefik_json_plan(options: ParseOptions) -> ParsePlan:
     status = f"try_cast({j['DownstreamStatus']} AS INTEGER)"
     # ClientHost holds the forwarded chain when forwarded headers are trusted.
     hosts = j["ClientHost"]
+    server = f"nullif({j['ServiceAddr']}, '')"
     columns = {
         "ts": f"try_cast({j['StartUTC']} AS TIMESTAMPTZ)",
         "lb": "'traefik'",
         "frontend": f"coalesce({j['entryPointName']}, {j['RouterName']})",
         "pool": j["ServiceName"],
-        "server": f"nullif({j['ServiceAddr']}, '')",
+        "server": server,
         "status": status,
         # OriginStatus 0: Traefik answered without a backend response.
         "upstream_status": f"nullif({origin}, 0)",
@@ -184,7 +186,7 @@ def traefik_json_plan(options: ParseOptions) -> ParsePlan:
         "query": f"nullif(split_part({j['RequestPath']}, '?', 2), '')",
         "protocol": j["RequestProtocol"],
         "retries": f"try_cast({j['RetryAttempts']} AS INTEGER)",
-        "attempts": f"CASE WHEN nullif({j['ServiceAddr']}, '') IS NOT NULL THEN [{j['ServiceAddr']}] END",
+        "attempts": f"CASE WHEN {server} IS NOT NULL THEN [{server}] END",
     }
     return ParsePlan(
         extracts=(("j", json_list),),
@@ -211,13 +213,14 @@ def caddy_plan(options: ParseOptions) -> ParsePlan:
     # Caddy's default duration unit is seconds; the ts field is Unix seconds.
     uri = j["request.uri"]
     status = f"nullif(try_cast({j['status']} AS INTEGER), 0)"
+    server = f"nullif({j['upstream_host']}, '')"
     columns = {
         "ts": f"to_timestamp(try_cast({j['ts']} AS DOUBLE))",
         "lb": "'caddy'",
         "frontend": j["logger"],
-        "server": f"nullif({j['upstream_host']}, '')",
+        "server": server,
         "status": status,
-        "upstream_status": f"CASE WHEN nullif({j['upstream_host']}, '') IS NOT NULL THEN {status} END",
+        "upstream_status": f"CASE WHEN {server} IS NOT NULL THEN {status} END",
         "time_total_ms": f"try_cast({j['duration']} AS DOUBLE) * 1000",
         "time_response_ms": f"try_cast({j['upstream_latency_ms']} AS DOUBLE)",
         "bytes": f"try_cast({j['size']} AS BIGINT)",
@@ -233,7 +236,7 @@ def caddy_plan(options: ParseOptions) -> ParsePlan:
         "path": f"split_part({uri}, '?', 1)",
         "query": f"nullif(split_part({uri}, '?', 2), '')",
         "protocol": j["request.proto"],
-        "attempts": f"CASE WHEN nullif({j['upstream_host']}, '') IS NOT NULL THEN [{j['upstream_host']}] END",
+        "attempts": f"CASE WHEN {server} IS NOT NULL THEN [{server}] END",
     }
     return ParsePlan(
         extracts=(("j", json_list),),
