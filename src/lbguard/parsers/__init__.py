@@ -13,6 +13,7 @@ from pathlib import Path
 from lbguard.errors import ConfigError
 from lbguard.model import LoadBalancer, Product
 from lbguard.parsers.haproxy import parse_haproxy
+from lbguard.parsers.nginx import parse_nginx
 
 __all__ = ["DETECTORS", "PARSERS", "detect_product", "load_config"]
 
@@ -20,12 +21,21 @@ Parser = Callable[[Sequence[str | Path]], LoadBalancer]
 
 PARSERS: dict[Product, Parser] = {
     Product.HAPROXY: parse_haproxy,
+    Product.NGINX: parse_nginx,
 }
 """Product to the parser that reads its configuration."""
 
 _HAPROXY_SECTION = re.compile(r"^\s*(global|defaults|frontend|backend|listen)(\s|$)", re.MULTILINE)
 
+# nginx goes first because its server blocks hold indented "listen" lines, which the
+# HAProxy pattern also matches; HAProxy configurations have no line opening a "{" block.
+_NGINX_BLOCK = re.compile(
+    r"^\s*(?:http|events|stream|upstream|server|location|map)(?:\s[^;{}\n]*)?\{[ \t]*(?:#.*)?$",
+    re.MULTILINE,
+)
+
 DETECTORS: tuple[tuple[Product, re.Pattern[str], re.Pattern[str]], ...] = (
+    (Product.NGINX, re.compile(r"nginx", re.IGNORECASE), _NGINX_BLOCK),
     (Product.HAPROXY, re.compile(r"haproxy|\.cfg$", re.IGNORECASE), _HAPROXY_SECTION),
 )
 """(product, file-name pattern, content pattern) in the order they are tried. The content

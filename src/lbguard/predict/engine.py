@@ -13,7 +13,7 @@ import numpy as np
 
 from lbguard.errors import LbguardError
 from lbguard.model import LoadBalancer, Pool, Product
-from lbguard.predict import haproxy
+from lbguard.predict import haproxy, nginx
 from lbguard.predict.balancer import Balancer, Health, PoolOutcome, PoolRequests
 from lbguard.predict.result import (
     EndpointShare,
@@ -29,6 +29,7 @@ from lbguard.traffic import TrafficProfile, default_profile
 
 BALANCERS: dict[Product, Balancer] = {
     Product.HAPROXY: haproxy.balance,
+    Product.NGINX: nginx.balance,
 }
 """Balancing model of each product."""
 

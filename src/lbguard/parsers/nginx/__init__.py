@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from lbguard.model import Diagnostic, Frontend, LoadBalancer, Location, Mode, Pool, Product
 from lbguard.parsers.nginx.files import ConfigFiles, Directive, read_config
@@ -29,7 +30,7 @@ SETTINGS = ("worker_processes", "set_real_ip_from", "real_ip_header", "real_ip_r
 
 
 def parse_nginx(
-    paths: str | Sequence[str],
+    paths: str | Path | Sequence[str | Path],
     *,
     prefix_map: Mapping[str, str] | None = None,
     resolve: Mapping[str, Sequence[str]] | None = None,
@@ -41,7 +42,7 @@ def parse_nginx(
     local folder. ``resolve`` maps host names in ``server`` and ``proxy_pass`` lines to
     their addresses; host names are never looked up on the network.
     """
-    if isinstance(paths, str):
+    if isinstance(paths, (str, Path)):
         paths = [paths]
     resolve = resolve or {}
     files: list[str] = []
@@ -49,7 +50,8 @@ def parse_nginx(
     http: list[Directive] = []
     stream: list[Directive] = []
     settings: list[tuple[str, str]] = []
-    for path in paths:
+    for item in paths:
+        path = str(item)
         config = read_config(path, prefix_map)
         files.extend(name for name in config.files if name not in files)
         diagnostics.extend(config.diagnostics)

@@ -27,6 +27,7 @@ from lbguard.model import (
     AllOf,
     AnyOf,
     Condition,
+    Constant,
     Location,
     Matcher,
     MatchMethod,
@@ -194,13 +195,16 @@ def compile_level(
             for other in prefixes
             if len(other.name) > len(block.name) and other.name.startswith(block.name)
         ]
-        begins = _path(MatchMethod.BEG, block.name, block)
-        longest: Condition = begins
+        terms: list[Condition] = []
+        # Every request URI starts with "/", so "location /" needs no path test of its own.
+        if block.name != "/":
+            terms.append(_path(MatchMethod.BEG, block.name, block))
         if longer:
-            longest = AllOf((begins, Not(longer[0] if len(longer) == 1 else AnyOf(tuple(longer)))))
+            terms.append(Not(longer[0] if len(longer) == 1 else AnyOf(tuple(longer))))
         nested_strong, nested_weak = compile_level(
-            block.nested, (*context, longest), block.outcomes
+            block.nested, (*context, *terms), block.outcomes
         )
+        longest = _all(tuple(terms)) or Constant(True)
         strong += nested_strong
         weak += nested_weak
         if block.modifier == "^~":

@@ -1,0 +1,511 @@
+"""NGINX balancing model: each upstream method exactly as nginx 1.22/1.26 picks peers.
+
+A peer is one address of a ``server`` line: a host name that resolves to k addresses
+(given as input, never looked up) makes k peers with the line's full weight. Peers of
+``down`` servers keep their weight in the total, so hash mappings of the others do not
+move; a key that lands on an unusable peer is re-hashed as nginx does. Shares are summed
+per ``server`` line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from lbguard.hashing.nginx import (
+    FALLBACK,
+    KetamaRing,
+    crc32_keys,
+    ip_hash_key,
+    ip_hash_peers,
+    ip_hash_rows,
+    ketama_names,
+    ketama_ring,
+    ketama_uniform_shares,
+    memcached_hash_peers,
+    memcached_uniform_shares,
+)
+from lbguard.model import AdminState, Algorithm, HashMethod, Pool
+from lbguard.predict.balancer import Health, PoolOutcome, PoolRequests
+from lbguard.predict.result import ShareMethod
+from lbguard.traffic import TrafficProfile, header_key
+
+__all__ = ["UnknownKeyError", "balance", "evaluate_key", "sequence"]
+
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+"""An nginx variable reference, ``$name`` or ``${name}``."""
+
+
+@dataclass(frozen=True)
+class Peer:
+    server: int
+    """Index of the pool's server line this peer comes from."""
+
+    weight: int
+    usable: bool
+
+
+@dataclass(frozen=True)
+class PeerSets:
+    primary: tuple[Peer, ...]
+    backup: tuple[Peer, ...]
+
+
+def _usable(pool: Pool, index: int, health: Health) -> bool:
+    server = pool.servers[index]
+    return server.state is AdminState.ENABLED and health.get(server.name, True)
+
+
+def peer_sets(pool: Pool, health: Health) -> PeerSets:
+    """Expand the pool's server lines into nginx peers (ngx_http_upstream_init_round_robin)."""
+    primary: list[Peer] = []
+    backup: list[Peer] = []
+    for index, server in enumerate(pool.servers):
+        count = max(1, len(server.resolved))
+        peer = Peer(index, server.weight, _usable(pool, index, health))
+        (backup if server.backup else primary).extend([peer] * count)
+    return PeerSets(tuple(primary), tuple(backup))
+
+
+def _round_robin(pool: Pool, peers: PeerSets) -> dict[int, float]:
+    """Long-run smooth weighted round-robin shares per server line: weights over the usable
+    primary peers, or over the usable backup peers when no primary is usable."""
+    for group in (peers.primary, peers.backup):
+        usable = [peer for peer in group if peer.usable]
+        total = sum(peer.weight for peer in usable)
+        if total:
+            shares: dict[int, float] = {}
+            for peer in usable:
+                shares[peer.server] = shares.get(peer.server, 0.0) + peer.weight / total
+            return shares
+    return {}
+
+
+def _outcome(
+    pool: Pool,
+    per_server: dict[int, float],
+    method: ShareMethod,
+    fair: dict[int, float],
+    notes: list[str],
+) -> PoolOutcome:
+    names = [server.name for server in pool.servers]
+    return PoolOutcome(
+        shares={name: per_server.get(i, 0.0) for i, name in enumerate(names)},
+        method=method,
+        eligible=frozenset(names[i] for i, share in fair.items() if share > 0),
+        fair={name: fair.get(i, 0.0) for i, name in enumerate(names)},
+        notes=tuple(notes),
+    )
+
+
+def balance(pool: Pool, requests: PoolRequests | None, health: Health) -> PoolOutcome:
+    """Return each server's share of the requests that reach ``pool``."""
+    peers = peer_sets(pool, health)
+    fair = _round_robin(pool, peers)
+    notes = _common_notes(pool)
+    algorithm = pool.balance.algorithm
+    if not pool.servers:
+        notes.append("the upstream lists no servers in the configuration")
+        return _outcome(pool, {}, ShareMethod.UNKNOWN, {}, notes)
+    if any("balancer_by_lua" in option for option in pool.options):
+        notes.append("balancer_by_lua_block picks the peer in Lua; shares follow the weights")
+        return _outcome(pool, fair, ShareMethod.UNKNOWN, fair, notes)
+    if not fair:
+        notes.append("no usable server: nginx answers 502 (no live upstreams)")
+        return _outcome(pool, {}, ShareMethod.EXACT, {}, notes)
+
+    if algorithm is Algorithm.LEAST_CONN:
+        notes.append(
+            "least_conn picks the fewest active connections per weight; with equal "
+            "response times connections spread in proportion to the weights"
+        )
+        return _outcome(pool, fair, ShareMethod.LOAD_DEPENDENT, fair, notes)
+    if algorithm is Algorithm.RANDOM:
+        return _random(pool, peers, fair, notes)
+    if algorithm in (Algorithm.IP_HASH, Algorithm.HASH):
+        if len(peers.primary) == 1 and not peers.backup:
+            notes.append("a single peer: nginx uses it for every key")
+            return _outcome(pool, fair, ShareMethod.EXACT, fair, notes)
+        return _hashed(pool, requests, peers, fair, notes)
+    notes.append("smooth weighted round robin: long-run shares equal the weights")
+    return _outcome(pool, fair, ShareMethod.EXACT, fair, notes)
+
+
+def _common_notes(pool: Pool) -> list[str]:
+    notes = []
+    if not pool.shared_state and len(pool.servers) > 1:
+        notes.append(
+            "no zone: each worker process keeps its own balancing state and counters, and "
+            "every worker sends its first request to the first server with the top weight"
+        )
+    for server in pool.servers:
+        if len(server.resolved) > 1:
+            notes.append(
+                f"{server.name} resolves to {len(server.resolved)} addresses: each address "
+                f"is a peer with weight {server.weight}"
+            )
+    return notes
+
+
+def _random(pool: Pool, peers: PeerSets, fair: dict[int, float], notes: list[str]) -> PoolOutcome:
+    if (pool.balance.draws or 1) < 2:
+        notes.append("random: expected shares equal the weights")
+        return _outcome(pool, fair, ShareMethod.EXPECTED, fair, notes)
+    usable = [peer for peer in peers.primary if peer.usable]
+    total = sum(peer.weight for peer in usable)
+    shares: dict[int, float] = {}
+    # random two draws two distinct peers by weight and keeps the one with fewer connections
+    # per weight; on a tie the second draw wins (ngx_http_upstream_get_random2_peer).
+    for first in usable:
+        remaining = total - first.weight
+        for second in usable:
+            if second is first or remaining <= 0:
+                continue
+            chance = first.weight / total * second.weight / remaining
+            shares[second.server] = shares.get(second.server, 0.0) + chance
+    if len(usable) == 1:
+        shares = dict(fair)
+    notes.append(
+        "random two: expectation with equal connections per weight, where the "
+        "second draw wins the tie; under load the less loaded of two draws wins"
+    )
+    return _outcome(pool, shares, ShareMethod.EXPECTED, fair, notes)
+
+
+# --------------------------------------------------------------------------------------
+# Hash methods
+
+
+def _hashed(
+    pool: Pool,
+    requests: PoolRequests | None,
+    peers: PeerSets,
+    fair: dict[int, float],
+    notes: list[str],
+) -> PoolOutcome:
+    balance_ = pool.balance
+    if requests is None:
+        notes.append("no traffic profile: shares over uniformly spread keys")
+        return _outcome(
+            pool, _uniform_hash_shares(pool, peers, fair), ShareMethod.EXPECTED, fair, notes
+        )
+    rows = np.flatnonzero(requests.weight > 0)
+    try:
+        if balance_.algorithm is Algorithm.IP_HASH:
+            keys, inverse = _ip_hash_keys(requests.profile, rows)
+        else:
+            keys, inverse = evaluate_key(balance_.key or "", requests.profile, rows)
+    except UnknownKeyError as error:
+        notes.append(str(error))
+        return _outcome(pool, fair, ShareMethod.UNKNOWN, fair, notes)
+
+    per_key = _place(pool, peers, keys)
+    key_weight = np.bincount(inverse, weights=requests.weight[rows], minlength=len(keys))
+    total = float(key_weight.sum())
+    shares: dict[int, float] = {}
+    fallback = 0.0
+    for server, weight in zip(per_key.tolist(), key_weight.tolist(), strict=True):
+        if server == FALLBACK:
+            fallback += weight
+        else:
+            shares[server] = shares.get(server, 0.0) + weight / total
+    if fallback:
+        notes.append(
+            f"{fallback / total:.1%} of requests find no usable peer by hashing "
+            "(or have an empty key) and fall back to round robin"
+        )
+        for server, share in fair.items():
+            shares[server] = shares.get(server, 0.0) + share * fallback / total
+    notes.append(f"exact over {len(keys)} distinct keys of the traffic profile")
+    return _outcome(pool, shares, ShareMethod.EXACT, fair, notes)
+
+
+def _place(pool: Pool, peers: PeerSets, keys: Sequence[bytes]) -> npt.NDArray[np.int64]:
+    """Return the server line each key lands on, FALLBACK for round robin."""
+    primary = peers.primary
+    weights = [peer.weight for peer in primary]
+    usable = [peer.usable for peer in primary]
+    owners = np.array([peer.server for peer in primary] + [FALLBACK], dtype=np.int64)
+    balance_ = pool.balance
+    if balance_.algorithm is Algorithm.IP_HASH:
+        return owners[ip_hash_peers(keys, weights, usable)]
+    if balance_.hash_method is not HashMethod.CONSISTENT:
+        return owners[memcached_hash_peers(keys, weights, usable)]
+    ring = _ring(pool, primary)
+    name_usable = _name_usable(pool, ring.names, primary)
+    chosen = ketama_names(ring, crc32_keys(keys), name_usable)
+    name_owner = np.array(
+        [_server_index(pool, name) for name in ring.names] + [FALLBACK], dtype=np.int64
+    )
+    # An empty key goes to round robin (``hp->key.len == 0``).
+    chosen[np.array([not key for key in keys], dtype=bool)] = FALLBACK
+    return name_owner[chosen]
+
+
+def _ring(pool: Pool, primary: Sequence[Peer]) -> KetamaRing:
+    names = [_ketama_name(pool, peer.server) for peer in primary]
+    return ketama_ring(names, [peer.weight for peer in primary])
+
+
+def _ketama_name(pool: Pool, index: int) -> str:
+    """The ``server`` address text, which chash hashes (the first word of the line)."""
+    server = pool.servers[index]
+    return server.text.split()[1] if server.text.startswith("server ") else server.name
+
+
+def _server_index(pool: Pool, ketama_name: str) -> int:
+    for index in range(len(pool.servers)):
+        if _ketama_name(pool, index) == ketama_name:
+            return index
+    return FALLBACK
+
+
+def _name_usable(pool: Pool, names: Sequence[str], primary: Sequence[Peer]) -> list[bool]:
+    return [
+        any(peer.usable and _ketama_name(pool, peer.server) == name for peer in primary)
+        for name in names
+    ]
+
+
+def _uniform_hash_shares(pool: Pool, peers: PeerSets, fair: dict[int, float]) -> dict[int, float]:
+    primary = peers.primary
+    usable = [peer.usable for peer in primary]
+    if pool.balance.algorithm is Algorithm.HASH and (
+        pool.balance.hash_method is HashMethod.CONSISTENT
+    ):
+        ring = _ring(pool, primary)
+        raw = ketama_uniform_shares(ring, _name_usable(pool, ring.names, primary))
+        owners = [_server_index(pool, name) for name in ring.names]
+    elif pool.balance.algorithm is Algorithm.HASH:
+        raw = memcached_uniform_shares([peer.weight for peer in primary], usable)
+        owners = [peer.server for peer in primary]
+    else:
+        raw = _ip_hash_uniform(primary)
+        owners = [peer.server for peer in primary]
+    shares: dict[int, float] = {}
+    for owner, share in zip(owners, raw[:-1].tolist(), strict=True):
+        shares[owner] = shares.get(owner, 0.0) + share
+    for server, share in fair.items():
+        shares[server] = shares.get(server, 0.0) + share * float(raw[-1])
+    return shares
+
+
+IP_HASH_UNIFORM_CHUNK = 1 << 20
+
+
+def _ip_hash_uniform(primary: Sequence[Peer]) -> npt.NDArray[np.float64]:
+    """Shares of ip_hash over every IPv4 /24 prefix, each counted once."""
+    weights = [peer.weight for peer in primary]
+    usable = [peer.usable for peer in primary]
+    counts = np.zeros(len(primary) + 1)
+    for start in range(0, 1 << 24, IP_HASH_UNIFORM_CHUNK):
+        prefixes = np.arange(start, start + IP_HASH_UNIFORM_CHUNK, dtype=np.int64)
+        octets = np.stack([(prefixes >> 16) & 255, (prefixes >> 8) & 255, prefixes & 255], axis=1)
+        chosen = ip_hash_rows(octets, weights, usable)
+        counts += np.bincount(
+            np.where(chosen < 0, len(primary), chosen), minlength=len(primary) + 1
+        )
+    result: npt.NDArray[np.float64] = counts / counts.sum()
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# Keys
+
+
+class UnknownKeyError(Exception):
+    """A hash key that cannot be computed from the traffic profile."""
+
+
+def _distinct_rows(values: Sequence[bytes]) -> tuple[list[bytes], npt.NDArray[np.int64]]:
+    index: dict[bytes, int] = {}
+    inverse = np.fromiter(
+        (index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=len(values)
+    )
+    return list(index), inverse
+
+
+def _ip_hash_keys(
+    profile: TrafficProfile, rows: npt.NDArray[np.intp]
+) -> tuple[list[bytes], npt.NDArray[np.int64]]:
+    if "client_ip" not in profile.known:
+        raise UnknownKeyError(
+            "ip_hash needs client addresses; the traffic profile has no client_ip column"
+        )
+    addresses = profile.client_ip[rows]
+    unique, inverse = np.unique(addresses.astype(str), return_inverse=True)
+    keys = [ip_hash_key(str(address)) for address in unique.tolist()]
+    distinct, remap = _distinct_rows(keys)
+    return distinct, remap[inverse.reshape(-1)]
+
+
+Getter = Callable[[int], bytes]
+
+
+def _variable_getter(name: str, profile: TrafficProfile) -> Getter:
+    """Return a function from a profile row to the value of ``$name`` (nginx 1.22
+    ngx_http_variables.c); raise UnknownKeyError for a variable the profile lacks."""
+
+    def need(column: str, what: str) -> None:
+        if column not in profile.known:
+            raise UnknownKeyError(
+                f"hash key ${name} needs {what}; the traffic profile has no {column} column"
+            )
+
+    if name == "remote_addr":
+        need("client_ip", "client addresses")
+        return lambda row: str(profile.client_ip[row]).encode()
+    if name == "binary_remote_addr":
+        need("client_ip", "client addresses")
+        return lambda row: _packed(str(profile.client_ip[row]))
+    if name in ("request_uri", "uri", "document_uri"):
+        need("path", "request paths")
+        if name != "request_uri":
+            return lambda row: normalize_uri(str(profile.path[row])).encode()
+        has_query = "query" in profile.known
+
+        def request_uri(row: int) -> bytes:
+            query = str(profile.query[row]) if has_query else ""
+            return (str(profile.path[row]) + ("?" + query if query else "")).encode()
+
+        return request_uri
+    if name in ("args", "query_string"):
+        need("query", "query strings")
+        return lambda row: str(profile.query[row]).encode()
+    if name.startswith("arg_"):
+        need("query", "query strings")
+        argument = name[4:]
+        return lambda row: query_argument(str(profile.query[row]), argument).encode()
+    if name == "host":
+        need("host", "Host headers")
+        return lambda row: host_variable(str(profile.host[row])).encode()
+    if name == "http_host":
+        need("host", "Host headers")
+        return lambda row: str(profile.host[row]).encode()
+    if name == "request_method":
+        need("method", "request methods")
+        return lambda row: str(profile.method[row]).encode()
+    if name.startswith("cookie_"):
+        need(header_key("cookie"), "Cookie headers")
+        cookies = profile.headers["cookie"]
+        cookie = name[7:]
+        return lambda row: cookie_value(str(cookies[row]), cookie).encode()
+    if name.startswith("http_"):
+        header = name[5:].replace("_", "-")
+        need(header_key(header), f"the {header} header")
+        column = profile.headers[header.lower()]
+        return lambda row: str(column[row]).encode()
+    raise UnknownKeyError(
+        f"hash key variable ${name} is not a request field lbguard can "
+        "compute from a traffic profile"
+    )
+
+
+def evaluate_key(
+    template: str, profile: TrafficProfile, rows: npt.NDArray[np.intp]
+) -> tuple[list[bytes], npt.NDArray[np.int64]]:
+    """Evaluate an nginx complex value such as ``$host$request_uri`` for the given rows.
+
+    Returns the distinct keys and, for each row, the index of its key.
+    """
+    parts: list[bytes | Getter] = []
+    position = 0
+    for match in _VARIABLE.finditer(template):
+        if match.start() > position:
+            parts.append(template[position : match.start()].encode())
+        parts.append(_variable_getter(match.group(1) or match.group(2), profile))
+        position = match.end()
+    if position < len(template):
+        parts.append(template[position:].encode())
+
+    def key(row: int) -> bytes:
+        return b"".join(part if isinstance(part, bytes) else part(row) for part in parts)
+
+    return _distinct_rows([key(row) for row in rows.tolist()])
+
+
+def _packed(address: str) -> bytes:
+    try:
+        return ipaddress.ip_address(address).packed
+    except ValueError:
+        return b""
+
+
+def normalize_uri(path: str) -> str:
+    """Return ``$uri`` for a raw path: percent-decoded, ``//`` merged, dot segments
+    resolved (ngx_http_parse_complex_uri with merge_slashes on)."""
+    decoded = urllib.parse.unquote(path)
+    segments: list[str] = []
+    for segment in decoded.split("/")[1:]:
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if segments:
+                segments.pop()
+            continue
+        segments.append(segment)
+    trailing = decoded.endswith(("/", "/.", "/..")) and bool(segments)
+    return "/" + "/".join(segments) + ("/" if trailing else "")
+
+
+def query_argument(query: str, name: str) -> str:
+    """Return ``$arg_name``: the raw value of the first ``name=`` argument, matched
+    case-insensitively (ngx_http_arg)."""
+    for pair in query.split("&"):
+        key, equals, value = pair.partition("=")
+        if equals and key.lower() == name.lower():
+            return value
+    return ""
+
+
+def cookie_value(header: str, name: str) -> str:
+    for pair in header.split(";"):
+        key, equals, value = pair.strip().partition("=")
+        if equals and key.lower() == name.lower():
+            return value
+    return ""
+
+
+def host_variable(host: str) -> str:
+    """Return ``$host`` from a Host header: lower case, without port or trailing dot."""
+    if host.startswith("["):
+        return host.partition("]")[0].lower() + "]"
+    return host.rpartition(":")[0].lower().rstrip(".") if ":" in host else host.lower().rstrip(".")
+
+
+# --------------------------------------------------------------------------------------
+# Pick order
+
+
+def sequence(pool: Pool, count: int, health: Health | None = None) -> list[str]:
+    """Return the server names one worker picks for ``count`` requests in a row under
+    smooth weighted round robin (ngx_http_upstream_get_peer, nginx 1.22.1).
+
+    Every peer starts with ``current_weight`` 0; each pick adds ``effective_weight`` to
+    every usable peer, takes the highest (the first in config order on a tie) and
+    subtracts the total from it. Backup peers are used only when no primary is usable.
+    """
+    peers = peer_sets(pool, health or {})
+    group = [peer for peer in peers.primary if peer.usable] or [
+        peer for peer in peers.backup if peer.usable
+    ]
+    if not group:
+        return []
+    current = [0] * len(group)
+    total = sum(peer.weight for peer in group)
+    picks: list[str] = []
+    for _ in range(count):
+        best = 0
+        for index, peer in enumerate(group):
+            current[index] += peer.weight
+            if current[index] > current[best]:
+                best = index
+        current[best] -= total
+        picks.append(pool.servers[group[best].server].name)
+    return picks
