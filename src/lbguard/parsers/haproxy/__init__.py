@@ -10,6 +10,7 @@ from lbguard.errors import ConfigError
 from lbguard.model import Diagnostic, LoadBalancer
 from lbguard.parsers.haproxy.build import build_load_balancer
 from lbguard.parsers.haproxy.lexer import list_config_files, read_lines
+from lbguard.parsers.haproxy.report import Reporter
 from lbguard.parsers.haproxy.sections import Reader
 
 __all__ = ["parse_haproxy"]
@@ -40,7 +41,7 @@ def parse_haproxy(paths: Sequence[str | Path]) -> LoadBalancer:
         )
 
     diagnostics: list[Diagnostic] = []
-    reader = Reader(diagnostics=diagnostics)
+    reader = Reader(Reporter(diagnostics))
     names = []
     for path in files:
         name = str(path)
