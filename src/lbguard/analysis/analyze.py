@@ -191,6 +191,10 @@ def region_stats(
     return tuple(result)
 
 
+AFFECTED_FRACTION = 0.2
+"""A region is affected when its excess errors reach this fraction of the worst region's."""
+
+
 def affected_regions(regions: tuple[RegionStats, ...], min_rise: float) -> tuple[str, ...]:
     """Return regions whose error rate rose by at least ``min_rise`` during the incident,
     ranked by excess errors (rise times the region's incident requests)."""
@@ -204,7 +208,12 @@ def affected_regions(regions: tuple[RegionStats, ...], min_rise: float) -> tuple
         if rise >= min_rise:
             scored.append((rise * region.stats.requests, region.region))
     scored.sort(reverse=True)
-    return tuple(name for _, name in scored)
+    if not scored:
+        return ()
+    # Regions with a small fraction of the worst region's excess errors are noise or
+    # spill-over, not where the incident concentrates.
+    floor = AFFECTED_FRACTION * scored[0][0]
+    return tuple(name for excess, name in scored if excess >= floor)
 
 
 def diagnose(

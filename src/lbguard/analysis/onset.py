@@ -5,8 +5,8 @@ Detection runs PELT (Killick, Fearnhead and Eckley 2012, as implemented by the
 ``ruptures`` package) with the L2 cost, which finds shifts in the mean of a multivariate
 series. The series has one row per window: each server's share of the window's requests
 and the window's error rate. The penalty scales with the noise variance estimated from
-first differences, so that windows of a few requests do not create change points; changes
-below the effect-size floors below are then merged away.
+first differences. Neighbouring segments whose difference is under the effect-size floors
+of `OnsetOptions`, or not significant by a chi-square test, are then merged.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import ruptures  # type: ignore[import-untyped]
+import scipy.stats  # type: ignore[import-untyped]
 
 from lbguard.analysis.result import (
     NO_SERVER,
@@ -53,6 +54,10 @@ class OnsetOptions:
     share_rise_ratio: float = 1.25
     """... and to at least this many times its share before (the same ratio as HAProxy's
     lowest recommended ``hash-balance-factor``, 125, in HAProxy 2.6 configuration.txt)."""
+
+    alpha: float = 0.001
+    """Significance level of the chi-square tests that a change must also pass, so that
+    a handful of requests cannot make a change."""
 
     min_window_fraction: float = 0.1
     """Windows with fewer requests than this fraction of the median window are left out
@@ -150,7 +155,9 @@ def _merge_small_changes(
 
 @dataclass(frozen=True)
 class _Totals:
+    counts: FloatArray
     shares: FloatArray
+    errors: int
     error_rate: float
     skew: float
     requests: int
@@ -170,7 +177,9 @@ def _totals(timeline: Timeline, first: int, last: int) -> _Totals:
         else 1.0
     )
     return _Totals(
+        counts=counts,
         shares=shares,
+        errors=errors,
         error_rate=errors / requests if requests else 0.0,
         skew=skew,
         requests=requests,
@@ -186,10 +195,34 @@ def _distance(before: _Totals, after: _Totals) -> float:
 
 
 def _differs(before: _Totals, after: _Totals, options: OnsetOptions) -> bool:
-    return (
-        _distance(before, after) >= options.min_distance
-        or abs(after.error_rate - before.error_rate) >= options.min_error_rise
+    """True when the server distribution or the error rate changed past its effect-size
+    floor and the change is significant at ``options.alpha``."""
+    moved = _distance(before, after) >= options.min_distance and (
+        _homogeneity_p(before, after) < options.alpha
     )
+    errors_moved = abs(after.error_rate - before.error_rate) >= options.min_error_rise and (
+        _proportion_p(before, after) < options.alpha
+    )
+    return moved or errors_moved
+
+
+def _homogeneity_p(before: _Totals, after: _Totals) -> float:
+    """p-value of the chi-square test that both segments share one server distribution."""
+    table = np.vstack([before.counts, after.counts])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or np.any(table.sum(axis=1) == 0):
+        return 1.0
+    return float(scipy.stats.chi2_contingency(table, correction=False).pvalue)
+
+
+def _proportion_p(before: _Totals, after: _Totals) -> float:
+    """p-value of the chi-square test that both segments share one error rate."""
+    errors = np.array([before.errors, after.errors], dtype=np.float64)
+    requests = np.array([before.requests, after.requests], dtype=np.float64)
+    table = np.vstack([errors, requests - errors])
+    if np.any(requests == 0) or np.any(table.sum(axis=1) == 0):
+        return 1.0
+    return float(scipy.stats.chi2_contingency(table, correction=False).pvalue)
 
 
 def _elevated(segment: _Totals, baseline: _Totals, options: OnsetOptions) -> bool:

@@ -13,7 +13,9 @@ _WINDOW_RE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 AUTO = "auto"
 """Window value that picks a width from the log's time span."""
 
-NICE_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
+NICE_WIDTHS = (
+    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400, 604800,
+)  # fmt: skip
 """Window widths in seconds that ``auto`` chooses from."""
 
 TARGET_WINDOWS = 120

@@ -1,0 +1,181 @@
+"""``lbguard logs``: per-server statistics, timeline, onset and regions from access logs.
+
+The command reads as parse arguments, load the logs, load the region map, analyse,
+render, and return the exit code: 1 when an onset of skew or errors was found, 0 when
+not, 2 for usage or input errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from rich.console import Console
+
+from lbguard.analysis import AnalysisOptions, LogAnalysis, analyse, load_region_map
+from lbguard.analysis.windows import parse_window
+from lbguard.cli.main import ExitCode
+from lbguard.errors import LbguardError
+from lbguard.logs import list_formats, load_logs, parse_field_map
+from lbguard.report.interface import RenderOptions
+from lbguard.report.logs_json import render_logs_json
+from lbguard.report.logs_markdown import render_logs_markdown
+from lbguard.report.logs_text import render_logs_text
+
+logger = logging.getLogger(__name__)
+
+LogRenderer = Callable[[LogAnalysis, TextIO, RenderOptions], None]
+
+LOG_RENDERERS: dict[str, LogRenderer] = {
+    "text": render_logs_text,
+    "json": render_logs_json,
+    "markdown": render_logs_markdown,
+}
+"""``--format`` choice to renderer."""
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    formats = "; ".join(f"{name}: {description}" for name, description in list_formats())
+    parser = commands.add_parser(
+        "logs",
+        help="observed per-server shares, errors, latency, onset and regions from logs",
+        description="Read access logs and report each pool's and server's share of "
+        "requests, error rates and latency percentiles, a timeline with the onset and "
+        "recovery of skew or errors, and errors per client region. Exit code 0: no onset "
+        "found; 1: an onset of skew or errors was found; 2: usage or input error.",
+    )
+    parser.add_argument(
+        "logs", nargs="+", metavar="LOG", help="log files, globs, .gz/.zst files, or - for stdin"
+    )
+    parser.add_argument(
+        "--log-format",
+        metavar="FORMAT",
+        help=f"format of every file (default: detected per file). Formats: {formats}",
+    )
+    parser.add_argument(
+        "--nginx-log-format",
+        metavar="TEXT",
+        help="the nginx log_format text the files were written with",
+    )
+    parser.add_argument(
+        "--field-map",
+        metavar="COLUMN=KEY,...",
+        help="JSON keys of the columns, for --log-format json",
+    )
+    parser.add_argument(
+        "--timezone",
+        default="UTC",
+        metavar="ZONE",
+        help="IANA zone of timestamps written without one, such as HAProxy's (default: UTC)",
+    )
+    parser.add_argument(
+        "--window",
+        default="auto",
+        metavar="WIDTH",
+        help="timeline window width such as 30s, 1m, 5m or 1h; 'auto' picks one that gives "
+        "at most 120 windows (default: auto)",
+    )
+    parser.add_argument(
+        "--regions",
+        metavar="FILE",
+        help="client region map: a CSV file of 'cidr,region' rows or a MaxMind .mmdb database",
+    )
+    parser.add_argument(
+        "--region-field",
+        metavar="FIELD",
+        help="dotted record field that names the region in an .mmdb database (default: "
+        "region, then country.iso_code, then continent.code)",
+    )
+    parser.add_argument(
+        "--format", choices=sorted(LOG_RENDERERS), default="text", help="report format"
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout"
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=20,
+        metavar="ROWS",
+        help="rows per table in text and Markdown reports; 0 shows all (default: 20)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> ExitCode:
+    errors = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
+    try:
+        return _logs(args, errors)
+    except LbguardError as error:
+        errors.print(f"lbguard: error: {error}")
+        return ExitCode.ERROR
+
+
+def _logs(args: argparse.Namespace, errors: Console) -> ExitCode:
+    window = parse_window(args.window)
+    field_map = parse_field_map(args.field_map) if args.field_map else None
+    load = load_logs(
+        args.logs,
+        log_format=args.log_format,
+        timezone=args.timezone,
+        nginx_log_format=args.nginx_log_format,
+        field_map=field_map,
+        progress=errors.is_terminal,
+    )
+    region_map = (
+        load_region_map(args.regions, load.con, field=args.region_field) if args.regions else None
+    )
+
+    analysis = analyse(
+        load.con,
+        table=load.table,
+        files=load.files,
+        region_map=region_map,
+        options=AnalysisOptions(window=window),
+    )
+    _write(analysis, args.format, args.output, RenderOptions(limit=args.limit))
+    errors.print(_summary(analysis, args.output))
+    if analysis.stats.requests == 0:
+        raise LbguardError(
+            "no request could be read from " + ", ".join(args.logs),
+            hint="check --log-format and the malformed-line samples in the report",
+        )
+    return ExitCode.FINDINGS if analysis.onset is not None else ExitCode.OK
+
+
+def _write(analysis: LogAnalysis, fmt: str, output: str | None, options: RenderOptions) -> None:
+    """Render to stdout, or render fully before writing so that an error leaves no
+    truncated report file."""
+    render = LOG_RENDERERS[fmt]
+    if output is None:
+        render(analysis, sys.stdout, options)
+        return
+
+    buffer = io.StringIO()
+    render(analysis, buffer, options)
+    try:
+        Path(output).write_text(buffer.getvalue(), encoding="utf-8")
+    except OSError as error:
+        raise LbguardError(
+            f"cannot write the report to {output}: {error.strerror}",
+            hint="choose a writable file with -o",
+        ) from None
+
+
+def _summary(analysis: LogAnalysis, output: str | None) -> str:
+    malformed = sum(stats.malformed for stats in analysis.files)
+    text = f"lbguard: {analysis.stats.requests:,} requests, {malformed:,} malformed lines"
+    onset = analysis.onset
+    if onset is not None:
+        text += f"; onset at {onset.at:%Y-%m-%d %H:%M:%S} UTC"
+    recovery = analysis.recovery
+    if recovery is not None:
+        text += f", recovery at {recovery.at:%Y-%m-%d %H:%M:%S} UTC"
+    if output:
+        text += f"; report written to {output}"
+    return text
