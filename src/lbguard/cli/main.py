@@ -30,9 +30,9 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 
 def _registrars() -> list[Registrar]:
     """Return the command registrars in the order ``--help`` lists them."""
-    from lbguard.cli import check, diff, history, watch
+    from lbguard.cli import check, diff, history, logs, watch
 
-    return [check.register, diff.register, history.register, watch.register]
+    return [check.register, logs.register, diff.register, history.register, watch.register]
 
 
 def build_parser() -> argparse.ArgumentParser:
