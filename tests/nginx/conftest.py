@@ -36,8 +36,9 @@ def label(rule: Rule | None) -> str:
     return action.kind.value
 
 
-def chosen_rules(lb: LoadBalancer, frontend: str, hosts: list[str], paths: list[str]
-                 ) -> list[Rule | None]:
+def chosen_rules(
+    lb: LoadBalancer, frontend: str, hosts: list[str], paths: list[str]
+) -> list[Rule | None]:
     """Route one request per (host, path) pair and return the rule that takes each."""
     chosen: list[Rule | None] = []
     target = lb.frontend(frontend)

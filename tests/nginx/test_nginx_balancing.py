@@ -43,11 +43,13 @@ def test_ketama_reproduces_logged_choices() -> None:
     assert pool is not None
     assert pool.balance.hash_method is HashMethod.CONSISTENT
     ring = ketama_ring([s.name for s in pool.servers], [s.weight for s in pool.servers])
-    chosen = ketama_names(ring, crc32_keys([uri.encode() for uri, _ in rows]),
-                          [True] * len(ring.names))
+    chosen = ketama_names(
+        ring, crc32_keys([uri.encode() for uri, _ in rows]), [True] * len(ring.names)
+    )
     predicted = [ring.names[index] for index in chosen.tolist()]
-    mismatches = [(uri, want, got) for (uri, want), got in zip(rows, predicted, strict=True)
-                  if want != got]
+    mismatches = [
+        (uri, want, got) for (uri, want), got in zip(rows, predicted, strict=True) if want != got
+    ]
     assert len(rows) >= 1000
     assert mismatches == []
 
@@ -72,10 +74,8 @@ def test_ketama_pool_shares_equal_logged_counts() -> None:
         (["backend1:8080", "backend2:8080"], 1, [0.531, 0.469]),
     ],
 )
-def test_ketama_uniform_key_shares(names: list[str], weight: int,
-                                   expected: list[float]) -> None:
-    shares = ketama_uniform_shares(ketama_ring(names, [weight] * len(names)),
-                                   [True] * len(names))
+def test_ketama_uniform_key_shares(names: list[str], weight: int, expected: list[float]) -> None:
+    shares = ketama_uniform_shares(ketama_ring(names, [weight] * len(names)), [True] * len(names))
     assert shares[:-1] == pytest.approx(expected, abs=0.001)
     assert shares[-1] == 0.0
 
@@ -142,8 +142,9 @@ def test_hash_matches_scalar_reference_with_down_peer() -> None:
 
 
 def test_round_robin_backup_only_when_primaries_down(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    pool = _pool(tmp_path, "server 10.0.0.1:80 weight=3;\nserver 10.0.0.2:80;\n"
-                           "server 10.0.0.9:80 backup;")
+    pool = _pool(
+        tmp_path, "server 10.0.0.1:80 weight=3;\nserver 10.0.0.2:80;\nserver 10.0.0.9:80 backup;"
+    )
     healthy = balance(pool, None, {})
     assert healthy.shares == {"10.0.0.1:80": 0.75, "10.0.0.2:80": 0.25, "10.0.0.9:80": 0.0}
     failed = balance(pool, None, {"10.0.0.1:80": False, "10.0.0.2:80": False})
@@ -152,8 +153,10 @@ def test_round_robin_backup_only_when_primaries_down(tmp_path) -> None:  # type:
 
 
 def test_down_server_keeps_hash_weight(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    pool = _pool(tmp_path, "hash $request_uri;\nserver 10.0.0.1:80;\nserver 10.0.0.2:80 down;\n"
-                           "server 10.0.0.3:80;")
+    pool = _pool(
+        tmp_path,
+        "hash $request_uri;\nserver 10.0.0.1:80;\nserver 10.0.0.2:80 down;\nserver 10.0.0.3:80;",
+    )
     assert pool.servers[1].state is AdminState.DISABLED
     paths = [f"/p/{i}" for i in range(300)]
     profile = from_columns(path=paths, query=[""] * 300)
@@ -165,8 +168,11 @@ def test_down_server_keeps_hash_weight(tmp_path) -> None:  # type: ignore[no-unt
 
 
 def test_hostname_peers_count_per_address(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    pool = _pool(tmp_path, "server app.internal:8080;\nserver 10.0.0.5:8080;",
-                 resolve={"app.internal": ["10.0.0.1", "10.0.0.2", "10.0.0.3"]})
+    pool = _pool(
+        tmp_path,
+        "server app.internal:8080;\nserver 10.0.0.5:8080;",
+        resolve={"app.internal": ["10.0.0.1", "10.0.0.2", "10.0.0.3"]},
+    )
     outcome = balance(pool, None, {})
     assert outcome.shares["app.internal:8080"] == pytest.approx(0.75)
     assert outcome.shares["10.0.0.5:8080"] == pytest.approx(0.25)
@@ -192,8 +198,9 @@ def test_random_two_second_draw_wins_ties(tmp_path) -> None:  # type: ignore[no-
 
 
 def test_hash_key_needs_profile_column(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    pool = _pool(tmp_path, "hash $http_x_user consistent;\nserver 10.0.0.1:80;\n"
-                           "server 10.0.0.2:80;")
+    pool = _pool(
+        tmp_path, "hash $http_x_user consistent;\nserver 10.0.0.1:80;\nserver 10.0.0.2:80;"
+    )
     profile = from_columns(path=["/a", "/b"])
     outcome = balance(pool, PoolRequests(profile, profile.weight), {})
     assert outcome.method is ShareMethod.UNKNOWN
@@ -201,10 +208,15 @@ def test_hash_key_needs_profile_column(tmp_path) -> None:  # type: ignore[no-unt
 
 
 def test_hash_key_combines_variables() -> None:
-    profile = from_columns(host=["Example.COM:8080", "example.com"], path=["/a/../b", "/b"],
-                           query=["x=1", ""], headers={"cookie": ["sid=42; a=b", ""]})
-    keys, inverse = evaluate_key("$host$uri|$request_uri|$cookie_sid|$arg_x", profile,
-                                 np.arange(2))
+    profile = from_columns(
+        host=["Example.COM:8080", "example.com"],
+        path=["/a/../b", "/b"],
+        query=["x=1", ""],
+        headers={"cookie": ["sid=42; a=b", ""]},
+    )
+    keys, inverse = evaluate_key(
+        "$host$uri|$request_uri|$cookie_sid|$arg_x", profile, np.arange(2)
+    )
     assert keys[inverse[0]] == b"example.com/b|/a/../b?x=1|42|1"
     assert keys[inverse[1]] == b"example.com/b|/b||"
 
@@ -215,11 +227,15 @@ def test_normalize_uri() -> None:
 
 
 def test_sequence_skips_down_and_uses_backup(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    pool = _pool(tmp_path, "server 10.0.0.1:80 weight=2;\nserver 10.0.0.2:80 down;\n"
-                           "server 10.0.0.3:80;\nserver 10.0.0.4:80 backup;")
+    pool = _pool(
+        tmp_path,
+        "server 10.0.0.1:80 weight=2;\nserver 10.0.0.2:80 down;\n"
+        "server 10.0.0.3:80;\nserver 10.0.0.4:80 backup;",
+    )
     assert sequence(pool, 3) == ["10.0.0.1:80", "10.0.0.3:80", "10.0.0.1:80"]
     both_down = {"10.0.0.1:80": False, "10.0.0.3:80": False}
     assert sequence(pool, 2, both_down) == ["10.0.0.4:80", "10.0.0.4:80"]
-    disabled = replace(pool, servers=tuple(replace(s, state=AdminState.DISABLED)
-                                           for s in pool.servers))
+    disabled = replace(
+        pool, servers=tuple(replace(s, state=AdminState.DISABLED) for s in pool.servers)
+    )
     assert sequence(disabled, 2) == []

@@ -43,8 +43,9 @@ def test_smooth_wrr_sequence_matches_case() -> None:
 
 def test_ip_hash_case_notes_no_zone() -> None:
     case = CASES / "nginx-ip-hash-one-subnet"
-    prediction = predict(load_config([case / "nginx.conf"]),
-                         load_profile(case / "case.yaml", section="traffic"))
+    prediction = predict(
+        load_config([case / "nginx.conf"]), load_profile(case / "case.yaml", section="traffic")
+    )
     pool = prediction.pool("app")
     assert pool is not None
     assert pool.method.value == "exact"

@@ -36,7 +36,7 @@ from lbguard.predict.balancer import Health, PoolOutcome, PoolRequests
 from lbguard.predict.result import ShareMethod
 from lbguard.traffic import TrafficProfile, header_key
 
-__all__ = ["UnknownKeyError", "balance", "evaluate_key", "sequence"]
+__all__ = ["UnknownKeyError", "balance", "choose", "evaluate_key", "sequence"]
 
 _VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 """An nginx variable reference, ``$name`` or ``${name}``."""
@@ -224,6 +224,22 @@ def _hashed(
             shares[server] = shares.get(server, 0.0) + share * fallback / total
     notes.append(f"exact over {len(keys)} distinct keys of the traffic profile")
     return _outcome(pool, shares, ShareMethod.EXACT, fair, notes)
+
+
+def choose(pool: Pool, profile: TrafficProfile, health: Health | None = None) -> list[str | None]:
+    """Return, for each profile row, the server a hash pool sends it to; None where nginx
+    falls back to round robin. Raise UnknownKeyError when the key cannot be computed."""
+    peers = peer_sets(pool, health or {})
+    rows = np.arange(len(profile))
+    if pool.balance.algorithm is Algorithm.IP_HASH:
+        keys, inverse = _ip_hash_keys(profile, rows)
+    else:
+        keys, inverse = evaluate_key(pool.balance.key or "", profile, rows)
+    per_key = _place(pool, peers, keys)
+    return [
+        None if index == FALLBACK else pool.servers[index].name
+        for index in per_key[inverse].tolist()
+    ]
 
 
 def _place(pool: Pool, peers: PeerSets, keys: Sequence[bytes]) -> npt.NDArray[np.int64]:
