@@ -30,17 +30,12 @@ _HTTP_TAIL = (
 )
 _TCP_TAIL = r"(-?\d+)/(-?\d+)/\+?(-?\d+) \+?(\d+) (\S{2}) \d+/\d+/\d+/(\d+)/(\+?\d+) \d+/\d+$"
 
-PATTERN = (
-    "^"
-    + SYSLOG_PREFIX
-    + _CLIENT_DATE
-    + r"(\S+) ([^/ ]+)/(\S+) "
-    + "(?:"
-    + _HTTP_TAIL
-    + "|"
-    + _TCP_TAIL
-    + ")"
+BODY_PATTERN = (
+    "^" + _CLIENT_DATE + r"(\S+) ([^/ ]+)/(\S+) " + "(?:" + _HTTP_TAIL + "|" + _TCP_TAIL + ")"
 )
+PATTERN = "^" + SYSLOG_PREFIX + BODY_PATTERN[1:]
+"""A whole line: syslog header, then the log text."""
+
 NAMES = (
     "client",
     "port",
@@ -90,6 +85,7 @@ _LB_CAUSES = "('s', 'S', 'P', 'R', 'I', 'D', 'U', 'K')"
 
 
 def plan(options: ParseOptions) -> ParsePlan:
+    prefix = "^" + SYSLOG_PREFIX
     is_http = "f.h_status <> ''"
     term = "coalesce(nullif(f.h_term, ''), nullif(f.t_term, ''))"
     retries = "coalesce(nullif(f.h_retries, ''), nullif(f.t_retries, ''))"
@@ -148,8 +144,11 @@ def plan(options: ParseOptions) -> ParsePlan:
         Check("ts IS NULL", "invalid date in brackets"),
     )
     return ParsePlan(
+        # The header is removed first with a capture-free expression: RE2 matches those
+        # with its fast DFA, which cuts the cost of the capturing expression by about half.
         extracts=(
-            ("f", sql.extract("line", PATTERN, NAMES)),
+            ("body", f"substr(line, length(regexp_extract(line, {sql.quote(prefix)})) + 1)"),
+            ("f", sql.extract("body", BODY_PATTERN, NAMES)),
             ("r", sql.request_line("f.h_request")),
         ),
         columns=columns,
