@@ -59,7 +59,9 @@ class Lab:
         return answers
 
 
-def lab_config(backend: str, servers: Sequence[str], port: int, server_ports: Sequence[int]) -> str:
+def lab_config(
+    backend: str, servers: Sequence[str], port: int, server_ports: Sequence[int]
+) -> str:
     lines = [
         "defaults",
         "    mode http",

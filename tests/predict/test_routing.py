@@ -7,10 +7,10 @@ import pytest
 from lbguard.model import (
     Action,
     ActionKind,
+    Algorithm,
     AllOf,
     AnyOf,
     Balance,
-    Algorithm,
     Constant,
     Frontend,
     LoadBalancer,

@@ -113,38 +113,42 @@ def _cut_uri(packed: PackedKeys, balance: Balance) -> PackedKeys:
     lengths = packed.lengths.copy()
     if balance.uri_len:
         lengths = np.minimum(lengths, balance.uri_len)
-
     buffer = packed.buffer
-    positions = np.arange(buffer.shape[0])
-    row_of = np.searchsorted(packed.starts, positions, side="right") - 1
-    inside = positions - packed.starts[row_of] < lengths[row_of]
+
+    def inside(positions: npt.NDArray[np.intp]) -> tuple[
+        npt.NDArray[np.intp], npt.NDArray[np.intp]
+    ]:
+        """Keep the positions within their key's scanned length; return them and their rows.
+        Only marked bytes are located, so the cost follows the number of marks."""
+        rows = np.searchsorted(packed.starts, positions, side="right") - 1
+        keep = positions - packed.starts[rows] < lengths[rows]
+        return positions[keep], rows[keep]
 
     if not balance.uri_whole:
-        marks = np.flatnonzero((buffer == ord("?")) & inside)
-        _stop_at_first(marks, row_of, packed.starts, lengths)
+        marks, rows = inside(np.flatnonzero(buffer == ord("?")))
+        _stop_at_first(marks, rows, packed.starts, lengths)
 
     if balance.uri_depth is not None:
-        slash_positions = np.flatnonzero((buffer == ord("/")) & inside)
-        rows = row_of[slash_positions]
+        slashes, rows = inside(np.flatnonzero(buffer == ord("/")))
         # Rank of each slash inside its key, from 1.
         first_in_row = np.searchsorted(rows, rows, side="left")
         rank = np.arange(rows.shape[0]) - first_in_row + 1
-        stops = slash_positions[rank == balance.uri_depth + 1]
-        _stop_at_first(stops, row_of, packed.starts, lengths)
+        stops = rank == balance.uri_depth + 1
+        _stop_at_first(slashes[stops], rows[stops], packed.starts, lengths)
 
     return PackedKeys(buffer, packed.starts, lengths)
 
 
 def _stop_at_first(
     positions: npt.NDArray[np.intp],
-    row_of: npt.NDArray[np.intp],
+    rows: npt.NDArray[np.intp],
     starts: npt.NDArray[np.int64],
     lengths: npt.NDArray[np.int64],
 ) -> None:
-    """Cut each key before the first of *positions* that lies inside it (in place)."""
+    """Cut each key before the first of *positions* inside it (in place); *rows* gives the
+    key of each position, both in ascending order."""
     if positions.shape[0] == 0:
         return
-    rows = row_of[positions]
     first = np.unique(rows, return_index=True)[1]
     hit_rows = rows[first]
     offsets = positions[first] - starts[hit_rows]
