@@ -41,7 +41,7 @@ class LogLoad:
     """Result of `load_logs`."""
 
     con: Any
-    """DuckDB connection that holds the table."""
+    """DuckDB connection that contains the table."""
 
     table: str
     """Name of the requests table."""

@@ -33,7 +33,7 @@ class Check:
     """SQL boolean over the parsed columns, the ``f`` struct and ``line``."""
 
     reason: str
-    """Why the line was not read, shown with the malformed-line samples."""
+    """Reason the line was not read, shown with the malformed-line samples."""
 
     skipped: bool = False
     """True for lines that are valid but hold no request (startup events, error-log
@@ -52,7 +52,7 @@ class ParsePlan:
     """Request column name to SQL expression; missing columns become NULL."""
 
     checks: tuple[Check, ...]
-    """Tried in order; the first condition that holds decides the line's fate."""
+    """Conditions tried in order; the first one that is true decides the line's fate."""
 
 
 @dataclass(frozen=True)

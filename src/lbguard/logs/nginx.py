@@ -24,7 +24,7 @@ UPSTREAMINFO_TAIL = (
     "$request_length $request_time [$proxy_upstream_name] [$proxy_alternative_upstream_name] "
     "$upstream_addr $upstream_response_length $upstream_response_time $upstream_status $req_id"
 )
-"""What ingress-nginx's default ``upstreaminfo`` format adds after ``combined``
+"""Fields that ingress-nginx's default ``upstreaminfo`` format adds after ``combined``
 (kubernetes/ingress-nginx log-format documentation)."""
 
 _LIST_VARIABLES = {
@@ -107,7 +107,7 @@ ERROR_LOG_PATTERN = r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[[a-z]+\] \d+#\d+: "
 
 
 def _list(value: str) -> str:
-    """Every element of an nginx upstream list, groups flattened, ``-`` kept as NULL."""
+    """Return every element of an nginx upstream list, groups flattened, ``-`` as NULL."""
     return (
         f"CASE WHEN {value} NOT IN ('', '-') THEN list_transform("
         f"string_split(regexp_replace({value}, ' : ', ', ', 'g'), ', '), "
