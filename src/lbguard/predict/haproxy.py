@@ -119,7 +119,8 @@ def _weight_shares(pool: Pool, members: Sequence[int]) -> Shares:
 
 @dataclass(frozen=True)
 class _Placement:
-    """Where hashed keys land: a server map (map-based) or a ring (consistent)."""
+    """The structure hashed keys are placed on: a server map (map-based) or a ring
+    (consistent)."""
 
     slots: npt.NDArray[np.intp] | None
     ring: Ring | None

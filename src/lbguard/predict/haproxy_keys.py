@@ -24,7 +24,7 @@ from lbguard.hashing.haproxy import (
     pack_keys,
 )
 from lbguard.model import Balance, HashFunction
-from lbguard.predict.samples import cookie_values, query_parameters
+from lbguard.predict.samples import cookie_values, query_parameters, request_uri
 from lbguard.traffic import StrColumn, TrafficProfile, header_key
 
 Mask = npt.NDArray[np.bool_]
@@ -42,7 +42,7 @@ class HashedKeys:
 
 
 class KeyUnavailableError(Exception):
-    """The key cannot be computed from this profile; the message says why."""
+    """The key cannot be computed from this profile; ``reason`` gives the cause."""
 
     def __init__(self, reason: str, needs: str = "") -> None:
         super().__init__(reason)
@@ -96,15 +96,6 @@ def source_keys(profile: TrafficProfile) -> HashedKeys:
 
 # --------------------------------------------------------------------------------------
 # uri
-
-
-def request_uri(profile: TrafficProfile) -> StrColumn:
-    """The request target as HAProxy sees it in HTTP/1.1 origin form: path[?query]."""
-    column = profile.path.copy()
-    with_query = profile.query != ""
-    if with_query.any():
-        column[with_query] = profile.path[with_query] + "?" + profile.query[with_query]
-    return column
 
 
 def _cut_uri(packed: PackedKeys, balance: Balance) -> PackedKeys:

@@ -84,9 +84,14 @@ def _int_tests(patterns: tuple[str, ...]) -> list[IntRange]:
             bound = _parse_int(tokens.pop(0))
             if bound is None:
                 raise UnsupportedPatternError(f"invalid integer after {token!r}")
-            low = bound + 1 if token == "gt" else bound if token in ("ge", "eq") else None
-            high = bound - 1 if token == "lt" else bound if token in ("le", "eq") else None
-            tests.append(IntRange(low, high))
+            bounds = {
+                "eq": (bound, bound),
+                "ge": (bound, None),
+                "gt": (bound + 1, None),
+                "le": (None, bound),
+                "lt": (None, bound - 1),
+            }
+            tests.append(IntRange(*bounds[token]))
             continue
         low_text, colon, high_text = token.partition(":")
         low = _parse_int(low_text) if low_text else None

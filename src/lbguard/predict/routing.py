@@ -164,7 +164,7 @@ class ConditionEvaluator:
 
 @dataclass
 class RoutingResult:
-    """Where the profile's traffic goes: per rule, and per pool as row weights."""
+    """The profile's traffic per rule, and per pool as row weights."""
 
     rules: list[RuleShare] = field(default_factory=list)
     pool_weights: dict[str, Weights] = field(default_factory=dict)

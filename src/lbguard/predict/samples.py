@@ -23,19 +23,20 @@ Splitter = Callable[[str], list[str]]
 
 
 def single_value(value: str) -> list[str]:
-    """One sample when the value is present, none when it is absent (empty)."""
+    """Return the value as the only sample, or no sample when it is absent (empty)."""
     return [value] if value else []
 
 
 def header_values(value: str) -> list[str]:
-    """Every comma-separated value of a header, trimmed; occurrences are joined by commas."""
+    """Return every comma-separated value of a header, trimmed. A profile stores several
+    occurrences of a header joined by commas."""
     if not value:
         return []
     return [part.strip(" \t") for part in value.split(",")]
 
 
 def query_parameters(query: str, name: str) -> list[str]:
-    """Every value of parameter *name* in a query string (case-sensitive name)."""
+    """Return every value of parameter *name* (case-sensitive) in a query string."""
     values = []
     for item in query.split("&"):
         key, equals, value = item.partition("=")
@@ -45,7 +46,7 @@ def query_parameters(query: str, name: str) -> list[str]:
 
 
 def cookie_values(header: str, name: str) -> list[str]:
-    """Every value of cookie *name* in a Cookie header (``a=1; b=2``)."""
+    """Return every value of cookie *name* in a Cookie header (``a=1; b=2``)."""
     values = []
     for item in header.replace(",", ";").split(";"):
         key, equals, value = item.strip().partition("=")
@@ -56,7 +57,7 @@ def cookie_values(header: str, name: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Sample:
-    """Where a fetch reads its values in a profile."""
+    """The profile column a fetch reads, and how a value splits into samples."""
 
     column: StrColumn
     split: Splitter
@@ -64,7 +65,8 @@ class Sample:
     """Profile columns the fetch needs (see ``TrafficProfile.known``)."""
 
 
-def _url_column(profile: TrafficProfile) -> StrColumn:
+def request_uri(profile: TrafficProfile) -> StrColumn:
+    """Return each row's request target in HTTP/1.1 origin form: path[?query]."""
     with_query = profile.query != ""
     column = profile.path.copy()
     if with_query.any():
@@ -91,7 +93,7 @@ def sample_for(fetch: str, arg: str | None, profile: TrafficProfile) -> Sample |
     if fetch == "path":
         return Sample(profile.path, single_value, frozenset({"path"}))
     if fetch == "url":
-        return Sample(_url_column(profile), single_value, frozenset({"path", "query"}))
+        return Sample(request_uri(profile), single_value, frozenset({"path", "query"}))
     if fetch == "query":
         return Sample(profile.query, single_value, frozenset({"query"}))
     if fetch == "method":
