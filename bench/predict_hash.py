@@ -22,8 +22,17 @@ TARGET_SECONDS = 1.0
 
 
 def backend_config(servers: int, consistent: bool) -> str:
-    lines = ["defaults", "    mode http", "", "frontend fe", "    bind 127.0.0.1:8080",
-             "    default_backend be", "", "backend be", "    balance uri"]
+    lines = [
+        "defaults",
+        "    mode http",
+        "",
+        "frontend fe",
+        "    bind 127.0.0.1:8080",
+        "    default_backend be",
+        "",
+        "backend be",
+        "    balance uri",
+    ]
     if consistent:
         lines.append("    hash-type consistent")
     lines += [f"    server s{i} 127.0.0.1:{10000 + i}" for i in range(servers)]
@@ -55,11 +64,15 @@ def child(rows: int, servers: int, consistent: bool, directory: str) -> None:
 
     pool = prediction.pool("be")
     assert pool is not None
-    print(json.dumps({
-        "profile_seconds": built - started,
-        "predict_seconds": finished - built,
-        "max_over_mean": pool.max_over_mean,
-    }))
+    print(
+        json.dumps(
+            {
+                "profile_seconds": built - started,
+                "predict_seconds": finished - built,
+                "max_over_mean": pool.max_over_mean,
+            }
+        )
+    )
 
 
 def run(rows: int, servers: int, consistent: bool) -> dict[str, float]:
@@ -67,8 +80,17 @@ def run(rows: int, servers: int, consistent: bool) -> dict[str, float]:
     import tempfile
 
     with tempfile.TemporaryDirectory() as directory:
-        command = [sys.executable, __file__, "--child", "--rows", str(rows), "--servers",
-                   str(servers), "--dir", directory]
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--rows",
+            str(rows),
+            "--servers",
+            str(servers),
+            "--dir",
+            directory,
+        ]
         if consistent:
             command.append("--consistent")
         process = subprocess.Popen(command, stdout=subprocess.PIPE)
@@ -97,16 +119,20 @@ def main() -> int:
         child(args.rows, args.servers, args.consistent, args.dir)
         return 0
 
-    print(f"balance uri, {args.rows} distinct URIs, {args.servers} servers, "
-          f"{args.repeat} runs each; target {TARGET_SECONDS} s per prediction")
+    print(
+        f"balance uri, {args.rows} distinct URIs, {args.servers} servers, "
+        f"{args.repeat} runs each; target {TARGET_SECONDS} s per prediction"
+    )
     for consistent in (False, True):
         label = "consistent" if consistent else "map-based"
         results = [run(args.rows, args.servers, consistent) for _ in range(args.repeat)]
         best = min(results, key=lambda r: r["predict_seconds"])
-        print(f"{label:10} predict {best['predict_seconds']:.2f} s (best of {args.repeat}), "
-              f"profile build {best['profile_seconds']:.2f} s, "
-              f"peak RSS {max(r['peak_megabytes'] for r in results):.0f} MB, "
-              f"max/mean {best['max_over_mean']:.3f}")
+        print(
+            f"{label:10} predict {best['predict_seconds']:.2f} s (best of {args.repeat}), "
+            f"profile build {best['profile_seconds']:.2f} s, "
+            f"peak RSS {max(r['peak_megabytes'] for r in results):.0f} MB, "
+            f"max/mean {best['max_over_mean']:.3f}"
+        )
     return 0
 
 

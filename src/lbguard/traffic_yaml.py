@@ -70,8 +70,11 @@ class _Reader:
 
     def scalar(self, node: yaml.Node, what: str) -> str:
         if not isinstance(node, yaml.ScalarNode):
-            raise self.error(node, f"invalid {what}: expected a single value", "write a "
-                             "plain value such as /index.html, GET or 10.0.0.1")
+            raise self.error(
+                node,
+                f"invalid {what}: expected a single value",
+                "write a plain value such as /index.html, GET or 10.0.0.1",
+            )
         return str(node.value)
 
     def number(self, node: yaml.Node, what: str) -> float:
@@ -79,17 +82,26 @@ class _Reader:
         try:
             value = float(text)
         except ValueError:
-            raise self.error(node, f"invalid {what} {text!r}: expected a number",
-                             "write a number such as 0.25 or 3") from None
+            raise self.error(
+                node,
+                f"invalid {what} {text!r}: expected a number",
+                "write a number such as 0.25 or 3",
+            ) from None
         if not math.isfinite(value) or value < 0:
-            raise self.error(node, f"invalid {what} {text!r}: must be a finite number "
-                             "that is not negative", "use 0 or a positive number")
+            raise self.error(
+                node,
+                f"invalid {what} {text!r}: must be a finite number that is not negative",
+                "use 0 or a positive number",
+            )
         return value
 
     def mapping(self, node: yaml.Node, what: str) -> Iterator[tuple[str, yaml.Node, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):
-            raise self.error(node, f"invalid {what}: expected a mapping of key: value",
-                             "see docs/traffic-profile.md for the layout")
+            raise self.error(
+                node,
+                f"invalid {what}: expected a mapping of key: value",
+                "see docs/traffic-profile.md for the layout",
+            )
         for key_node, value_node in node.value:
             yield self.scalar(key_node, f"key in {what}"), key_node, value_node
 
@@ -134,29 +146,44 @@ TOP_LEVEL_KEYS = (
     "frontend",
 )
 
-SAMPLE_KEYS = ("method", "host", "path", "query", "client", "client_ip", "headers",
-               "frontend", "weight")
+SAMPLE_KEYS = (
+    "method",
+    "host",
+    "path",
+    "query",
+    "client",
+    "client_ip",
+    "headers",
+    "frontend",
+    "weight",
+)
 
 
-def _expand_network(
-    reader: _Reader, node: yaml.Node, text: str, count: int | None
-) -> list[str]:
+def _expand_network(reader: _Reader, node: yaml.Node, text: str, count: int | None) -> list[str]:
     """Return *count* addresses spread evenly over a network, from its first address."""
     try:
         network = ipaddress.ip_network(text, strict=False)
     except ValueError:
-        raise reader.error(node, f"invalid client address or network {text!r}",
-                           "write an address such as 192.0.2.7 or a network such as "
-                           "198.51.100.0/24") from None
+        raise reader.error(
+            node,
+            f"invalid client address or network {text!r}",
+            "write an address such as 192.0.2.7 or a network such as 198.51.100.0/24",
+        ) from None
     size = network.num_addresses
     if count is None:
         if size > MAX_EXPANDED_ADDRESSES:
-            raise reader.error(node, f"network {text} has {size} addresses",
-                               "add count: N to pick N addresses spread over it")
+            raise reader.error(
+                node,
+                f"network {text} has {size} addresses",
+                "add count: N to pick N addresses spread over it",
+            )
         count = size
     if count < 1 or count > size:
-        raise reader.error(node, f"invalid count {count} for network {text} of {size} "
-                           "addresses", f"use a count from 1 to {size}")
+        raise reader.error(
+            node,
+            f"invalid count {count} for network {text} of {size} addresses",
+            f"use a count from 1 to {size}",
+        )
     base = int(network.network_address)
     offsets = (np.arange(count, dtype=object) * size) // count
     return [str(ipaddress.ip_address(base + int(offset))) for offset in offsets]
@@ -177,17 +204,26 @@ def _read_clients(reader: _Reader, node: yaml.Node) -> list[_Entry]:
                 elif key == "count":
                     number = reader.number(value, "count")
                     if number != int(number):
-                        raise reader.error(value, f"invalid count {number}: expected a "
-                                           "whole number", "write count: 200")
+                        raise reader.error(
+                            value,
+                            f"invalid count {number}: expected a whole number",
+                            "write count: 200",
+                        )
                     count = int(number)
                 elif key == "weight":
                     weight = reader.number(value, "client weight")
                 else:
-                    raise reader.error(key_node, f"unknown key {key!r} in a client entry",
-                                       "accepted keys: cidr, address, count, weight")
+                    raise reader.error(
+                        key_node,
+                        f"unknown key {key!r} in a client entry",
+                        "accepted keys: cidr, address, count, weight",
+                    )
             if not text:
-                raise reader.error(item, "client entry has no cidr or address",
-                                   "add cidr: 198.51.100.0/24 or address: 192.0.2.7")
+                raise reader.error(
+                    item,
+                    "client entry has no cidr or address",
+                    "add cidr: 198.51.100.0/24 or address: 192.0.2.7",
+                )
         else:
             text = reader.scalar(item, "client")
         addresses = _expand_network(reader, item, text, count)
@@ -242,8 +278,9 @@ def _read_sample(reader: _Reader, node: yaml.Node) -> _Entry:
                 column = "host" if name.lower() == "host" else header_key(name)
                 fields[column] = reader.scalar(header_value, f"header {name}")
         else:
-            raise reader.error(key_node, f"unknown key {key!r} in a sample",
-                               _accepted_keys_hint(key, SAMPLE_KEYS))
+            raise reader.error(
+                key_node, f"unknown key {key!r} in a sample", _accepted_keys_hint(key, SAMPLE_KEYS)
+            )
     return _Entry(fields, weight)
 
 
@@ -252,12 +289,16 @@ def _checked_address(reader: _Reader, node: yaml.Node) -> str:
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
-        raise reader.error(node, f"invalid client address {text!r}",
-                           "write an IPv4 or IPv6 address such as 192.0.2.7") from None
+        raise reader.error(
+            node,
+            f"invalid client address {text!r}",
+            "write an IPv4 or IPv6 address such as 192.0.2.7",
+        ) from None
 
 
-def _read_dimensions(reader: _Reader, root: yaml.Node) -> tuple[list[_Dimension], float | None,
-                                                                str]:
+def _read_dimensions(
+    reader: _Reader, root: yaml.Node
+) -> tuple[list[_Dimension], float | None, str]:
     dimensions: list[_Dimension] = []
     requests: float | None = None
     description = ""
@@ -266,14 +307,20 @@ def _read_dimensions(reader: _Reader, root: yaml.Node) -> tuple[list[_Dimension]
         if key == "requests":
             requests = reader.number(value, "requests")
             if requests == 0:
-                raise reader.error(value, "requests must be more than 0",
-                                   "give the number of requests the profile stands for")
+                raise reader.error(
+                    value,
+                    "requests must be more than 0",
+                    "give the number of requests the profile stands for",
+                )
         elif key == "description":
             description = reader.scalar(value, "description")
         elif key == "samples":
             if not isinstance(value, yaml.SequenceNode):
-                raise reader.error(value, "invalid samples: expected a list",
-                                   "write samples as a list of mappings with path, host...")
+                raise reader.error(
+                    value,
+                    "invalid samples: expected a list",
+                    "write samples as a list of mappings with path, host...",
+                )
             entries = [_read_sample(reader, item) for item in value.value]
             dimensions.append(_Dimension("samples", entries, location))
         elif key == "paths":
@@ -290,7 +337,8 @@ def _read_dimensions(reader: _Reader, root: yaml.Node) -> tuple[list[_Dimension]
             dimensions.append(_Dimension("frontend", entries, location))
         elif key == "client_ips":
             entries = reader.weighted(
-                value, "client address",
+                value,
+                "client address",
                 lambda _t, node: {"client_ip": _checked_address(reader, node)},
             )
             dimensions.append(_Dimension("client_ips", entries, location))
@@ -304,8 +352,11 @@ def _read_dimensions(reader: _Reader, root: yaml.Node) -> tuple[list[_Dimension]
         elif key == "params":
             dimensions.extend(_read_params(reader, value))
         else:
-            raise reader.error(key_node, f"unknown key {key!r} in the traffic profile",
-                               _accepted_keys_hint(key, TOP_LEVEL_KEYS))
+            raise reader.error(
+                key_node,
+                f"unknown key {key!r} in the traffic profile",
+                _accepted_keys_hint(key, TOP_LEVEL_KEYS),
+            )
     return dimensions, requests, description
 
 
@@ -314,13 +365,18 @@ def _check_dimensions(reader: _Reader, dimensions: list[_Dimension]) -> None:
     owner: dict[str, str] = {}
     for dimension in dimensions:
         if not dimension.entries:
-            raise TrafficError(f"{dimension.name} is empty", location=dimension.location,
-                               hint="list at least one value or remove the key")
+            raise TrafficError(
+                f"{dimension.name} is empty",
+                location=dimension.location,
+                hint="list at least one value or remove the key",
+            )
         total = sum(entry.weight for entry in dimension.entries)
         if total <= 0:
-            raise TrafficError(f"the weights of {dimension.name} add up to 0",
-                               location=dimension.location,
-                               hint="give at least one value a positive weight")
+            raise TrafficError(
+                f"the weights of {dimension.name} add up to 0",
+                location=dimension.location,
+                hint="give at least one value a positive weight",
+            )
         for entry in dimension.entries:
             dimension.sets |= set(entry.fields)
         # Several dimensions may add to the query string; every other field has one source.
@@ -357,8 +413,9 @@ def build_profile(
         fractions = np.array([entry.weight for entry in dimension.entries], dtype=np.float64)
         weights *= (fractions / fractions.sum())[index]
         for name in sorted(dimension.sets):
-            values = np.array([entry.fields.get(name, "") for entry in dimension.entries],
-                              dtype=object)
+            values = np.array(
+                [entry.fields.get(name, "") for entry in dimension.entries], dtype=object
+            )
             column = values[index]
             if name == "query" and name in columns:
                 previous = columns[name]
@@ -372,8 +429,11 @@ def build_profile(
     weights *= requests
 
     known = set(columns)
-    headers = {name.removeprefix("header:"): column for name, column in columns.items()
-               if name.startswith("header:")}
+    headers = {
+        name.removeprefix("header:"): column
+        for name, column in columns.items()
+        if name.startswith("header:")
+    }
     named = {name: columns.get(name) for name in DEFAULT_FIELDS}
     return from_columns(
         weights,
@@ -403,29 +463,39 @@ def read_profile_file(path: Path, *, section: str | None = None) -> TrafficProfi
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise TrafficError(f"traffic profile {file} not found",
-                           hint="check the path given with --traffic") from None
+        raise TrafficError(
+            f"traffic profile {file} not found", hint="check the path given with --traffic"
+        ) from None
     except (OSError, UnicodeDecodeError) as error:
-        raise TrafficError(f"cannot read traffic profile {file}: {error}",
-                           hint="give a readable UTF-8 YAML file") from None
+        raise TrafficError(
+            f"cannot read traffic profile {file}: {error}", hint="give a readable UTF-8 YAML file"
+        ) from None
 
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else 0
-        raise TrafficError(f"invalid YAML: {error.problem or error}",
-                           location=Location(file, line),
-                           hint="fix the YAML syntax at this line") from None
+        raise TrafficError(
+            f"invalid YAML: {error.problem or error}",
+            location=Location(file, line),
+            hint="fix the YAML syntax at this line",
+        ) from None
     if root is None:
-        raise TrafficError(f"traffic profile {file} is empty", location=Location(file, 1),
-                           hint="add at least requests: N and paths: [...]")
+        raise TrafficError(
+            f"traffic profile {file} is empty",
+            location=Location(file, 1),
+            hint="add at least requests: N and paths: [...]",
+        )
 
     if section is not None:
         reader = _Reader(file)
         found = [value for key, _k, value in reader.mapping(root, "file") if key == section]
         if not found:
-            raise TrafficError(f"no {section!r} key in {file}", location=Location(file, 1),
-                               hint=f"add a top-level {section}: mapping")
+            raise TrafficError(
+                f"no {section!r} key in {file}",
+                location=Location(file, 1),
+                hint=f"add a top-level {section}: mapping",
+            )
         root = found[0]
     return read_profile_node(root, file)

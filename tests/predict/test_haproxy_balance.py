@@ -63,16 +63,21 @@ def test_case_expected_shares(case: str) -> None:
 
 
 def test_roundrobin_follows_weights(tmp_path: Path) -> None:
-    lb = load(tmp_path, "balance roundrobin\nserver a 127.0.0.1:1 weight 1\n"
-                        "server b 127.0.0.1:2 weight 3")
+    lb = load(
+        tmp_path,
+        "balance roundrobin\nserver a 127.0.0.1:1 weight 1\nserver b 127.0.0.1:2 weight 3",
+    )
     prediction = predict(lb)
     assert shares(prediction) == {"a": 0.25, "b": 0.75}
     assert prediction.pool("be").method is ShareMethod.EXACT  # type: ignore[union-attr]
 
 
 def test_drain_weight_zero_and_disabled_get_nothing(tmp_path: Path) -> None:
-    lb = load(tmp_path, "server a 127.0.0.1:1\nserver b 127.0.0.1:2 weight 0\n"
-                        "server c 127.0.0.1:3 disabled\nserver d 127.0.0.1:4")
+    lb = load(
+        tmp_path,
+        "server a 127.0.0.1:1\nserver b 127.0.0.1:2 weight 0\n"
+        "server c 127.0.0.1:3 disabled\nserver d 127.0.0.1:4",
+    )
     result = shares(predict(lb))
     assert result == {"a": 0.5, "b": 0.0, "c": 0.0, "d": 0.5}
 
@@ -87,8 +92,11 @@ def test_leastconn_is_load_dependent(tmp_path: Path) -> None:
 
 
 def test_first_sends_all_to_lowest_id(tmp_path: Path) -> None:
-    lb = load(tmp_path, "balance first\nserver a 127.0.0.1:1 id 9 maxconn 100\n"
-                        "server b 127.0.0.1:2 id 3 maxconn 100")
+    lb = load(
+        tmp_path,
+        "balance first\nserver a 127.0.0.1:1 id 9 maxconn 100\n"
+        "server b 127.0.0.1:2 id 3 maxconn 100",
+    )
     pool = predict(lb).pool("be")
     assert pool is not None
     assert shares(predict(lb)) == {"a": 0.0, "b": 1.0}
@@ -122,8 +130,9 @@ def test_consistent_without_traffic_reproduces_ring_table(tmp_path: Path) -> Non
 
 
 def test_map_based_without_traffic_uses_slot_counts(tmp_path: Path) -> None:
-    lb = load(tmp_path, "balance source\nserver a 127.0.0.1:1 weight 20\n"
-                        "server b 127.0.0.1:2 weight 60")
+    lb = load(
+        tmp_path, "balance source\nserver a 127.0.0.1:1 weight 20\nserver b 127.0.0.1:2 weight 60"
+    )
     assert shares(predict(lb)) == {"a": 0.25, "b": 0.75}
 
 
@@ -166,8 +175,9 @@ def test_key_column_missing_is_unknown(tmp_path: Path) -> None:
 
 
 def test_hash_expression_with_converter_is_unknown(tmp_path: Path) -> None:
-    lb = load(tmp_path, "balance hash req.hdr(x-id),lower\nserver a 127.0.0.1:1\n"
-                        "server b 127.0.0.1:2")
+    lb = load(
+        tmp_path, "balance hash req.hdr(x-id),lower\nserver a 127.0.0.1:1\nserver b 127.0.0.1:2"
+    )
     pool = predict(lb, from_columns(path=["/"], headers={"x-id": ["A"]})).pool("be")
     assert pool is not None
     assert pool.method is ShareMethod.UNKNOWN
@@ -184,16 +194,21 @@ def test_main_domain_matches_haproxy_scan() -> None:
 
 
 def test_backup_only_when_no_active(tmp_path: Path) -> None:
-    lb = load(tmp_path, "server a 127.0.0.1:1\nserver b1 127.0.0.1:2 backup\n"
-                        "server b2 127.0.0.1:3 backup")
+    lb = load(
+        tmp_path,
+        "server a 127.0.0.1:1\nserver b1 127.0.0.1:2 backup\nserver b2 127.0.0.1:3 backup",
+    )
     assert shares(predict(lb)) == {"a": 1.0, "b1": 0.0, "b2": 0.0}
     down = shares(predict(lb, health={"a": False}))
     assert down == {"a": 0.0, "b1": 1.0, "b2": 0.0}
 
 
 def test_allbackups_share_when_actives_down(tmp_path: Path) -> None:
-    lb = load(tmp_path, "option allbackups\nserver a 127.0.0.1:1\n"
-                        "server b1 127.0.0.1:2 backup\nserver b2 127.0.0.1:3 backup")
+    lb = load(
+        tmp_path,
+        "option allbackups\nserver a 127.0.0.1:1\n"
+        "server b1 127.0.0.1:2 backup\nserver b2 127.0.0.1:3 backup",
+    )
     assert shares(predict(lb, health={"be/a": False})) == {"a": 0.0, "b1": 0.5, "b2": 0.5}
 
 
@@ -209,8 +224,9 @@ def test_health_override_rebuilds_ring(tmp_path: Path) -> None:
 
 
 def test_health_override_rebuilds_map(tmp_path: Path) -> None:
-    lb = load(tmp_path, "balance uri\nserver a 127.0.0.1:1\nserver b 127.0.0.1:2\n"
-                        "server c 127.0.0.1:3")
+    lb = load(
+        tmp_path, "balance uri\nserver a 127.0.0.1:1\nserver b 127.0.0.1:2\nserver c 127.0.0.1:3"
+    )
     paths = [f"/p{i}" for i in range(30)]
     profile = from_columns(path=paths, query=[""] * 30)
     result = shares(predict(lb, profile, health={"b": False}))
@@ -233,14 +249,17 @@ def test_all_down_reports_503(tmp_path: Path) -> None:
 
 
 def test_server_ids_follow_haproxy_numbering(tmp_path: Path) -> None:
-    lb = load(tmp_path, "server a 127.0.0.1:1\nserver b 127.0.0.1:2 id 1\n"
-                        "server c 127.0.0.1:3")
+    lb = load(tmp_path, "server a 127.0.0.1:1\nserver b 127.0.0.1:2 id 1\nserver c 127.0.0.1:3")
     pool = the_pool(lb)
     # a takes the first free id from 1, which b holds, so 2. The counter advances after
     # every server (to 3 after a, 4 after b), so c takes 4.
-    stripped = Pool(pool.name, pool.mode, pool.balance,
-                    tuple(s if s.name == "b" else _without_id(s) for s in pool.servers),
-                    pool.location)
+    stripped = Pool(
+        pool.name,
+        pool.mode,
+        pool.balance,
+        tuple(s if s.name == "b" else _without_id(s) for s in pool.servers),
+        pool.location,
+    )
     assert server_ids(stripped) == [2, 1, 4]
     assert [s.id for s in pool.servers] == [2, 1, 4]
 

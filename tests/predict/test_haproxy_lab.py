@@ -117,8 +117,13 @@ def predicted_names(pool: Pool, rows: np.ndarray) -> list[str]:
     return [pool.servers[int(i)].name if i >= 0 else "round-robin" for i in rows]
 
 
-SERVERS_5 = [("s1", "weight 1"), ("s2", "weight 2"), ("s3", "weight 3"), ("s4", ""),
-             ("s5", "weight 1")]
+SERVERS_5 = [
+    ("s1", "weight 1"),
+    ("s2", "weight 2"),
+    ("s3", "weight 3"),
+    ("s4", ""),
+    ("s5", "weight 1"),
+]
 
 
 def test_uri_map_based_each_request(start_lab) -> None:  # type: ignore[no-untyped-def]
@@ -152,8 +157,9 @@ def test_uri_consistent_each_request(start_lab) -> None:  # type: ignore[no-unty
 
 
 def test_hdr_djb2_avalanche_domain_only(start_lab) -> None:  # type: ignore[no-untyped-def]
-    lab = start_lab("balance hdr(x-site) use_domain_only\nhash-type map-based djb2 avalanche",
-                    SERVERS_5)
+    lab = start_lab(
+        "balance hdr(x-site) use_domain_only\nhash-type map-based djb2 avalanche", SERVERS_5
+    )
     sites = [f"www.site{i}.example" for i in range(250)]
     profile = from_columns(path=["/"] * len(sites), headers={"x-site": sites})
     expected = predicted_names(lab.pool, hash_assignments(lab.pool, profile))

@@ -88,8 +88,7 @@ key_text = st.text(
 
 
 @settings(max_examples=60, deadline=None)
-@given(keys=st.lists(key_text, min_size=1, max_size=30),
-       function=st.sampled_from(list(REFERENCE)))
+@given(keys=st.lists(key_text, min_size=1, max_size=30), function=st.sampled_from(list(REFERENCE)))
 def test_vectorised_hash_equals_reference(keys: list[str], function: HashFunction) -> None:
     hashes = hash_packed(pack_keys(keys), function)
     expected = [REFERENCE[function](key.encode()) for key in keys]
@@ -166,22 +165,28 @@ def test_ring_lookup_nearest_node_either_side() -> None:
     keys = ring.keys.astype(np.int64)
     # Just above a node, and exactly on a node, the lookup returns that node.
     for position in (3, 10):
-        assert ring_lookup(ring, np.array([keys[position]], dtype=np.uint32))[0] == \
-            ring.owners[position]
-        assert ring_lookup(ring, np.array([keys[position] + 1], dtype=np.uint32))[0] == \
-            ring.owners[position]
+        assert (
+            ring_lookup(ring, np.array([keys[position]], dtype=np.uint32))[0]
+            == ring.owners[position]
+        )
+        assert (
+            ring_lookup(ring, np.array([keys[position] + 1], dtype=np.uint32))[0]
+            == ring.owners[position]
+        )
     # Just below the next node, the next node is nearer.
     assert ring_lookup(ring, np.array([keys[6] - 1], dtype=np.uint32))[0] == ring.owners[6]
     # At the exact midpoint of an even gap between two servers' nodes the previous wins.
     pairs = [
-        i for i in range(len(ring) - 1)
+        i
+        for i in range(len(ring) - 1)
         if (keys[i + 1] - keys[i]) % 2 == 0 and ring.owners[i] != ring.owners[i + 1]
     ]
     first = pairs[0]
     midpoint = (keys[first] + keys[first + 1]) // 2
     assert ring_lookup(ring, np.array([midpoint], dtype=np.uint32))[0] == ring.owners[first]
-    assert ring_lookup(ring, np.array([midpoint + 1], dtype=np.uint32))[0] == \
-        ring.owners[first + 1]
+    assert (
+        ring_lookup(ring, np.array([midpoint + 1], dtype=np.uint32))[0] == ring.owners[first + 1]
+    )
 
 
 def test_ring_node_keys_use_server_id() -> None:

@@ -35,8 +35,13 @@ def at(line: int) -> Location:
     return Location("lb.cfg", line)
 
 
-def matcher(fetch: str, method: MatchMethod, *patterns: str, arg: str | None = None,
-            ignore_case: bool = False) -> Matcher:
+def matcher(
+    fetch: str,
+    method: MatchMethod,
+    *patterns: str,
+    arg: str | None = None,
+    ignore_case: bool = False,
+) -> Matcher:
     return Matcher(fetch, arg, method, patterns, ignore_case, at(1), f"{fetch} {patterns}")
 
 
@@ -45,14 +50,22 @@ def matches(m: Matcher, value: str) -> bool:
 
 
 def use(pool: str, condition: object, line: int) -> Rule:
-    return Rule(condition, Action(ActionKind.ROUTE, pool), at(line),  # type: ignore[arg-type]
-                f"use_backend {pool}")
+    return Rule(
+        condition,
+        Action(ActionKind.ROUTE, pool),
+        at(line),  # type: ignore[arg-type]
+        f"use_backend {pool}",
+    )
 
 
 def pool(name: str, *servers: str) -> Pool:
-    return Pool(name, Mode.HTTP, Balance(Algorithm.ROUND_ROBIN),
-                tuple(Server(s, "127.0.0.1", 9000 + i, at(20 + i)) for i, s in enumerate(servers)),
-                at(19))
+    return Pool(
+        name,
+        Mode.HTTP,
+        Balance(Algorithm.ROUND_ROBIN),
+        tuple(Server(s, "127.0.0.1", 9000 + i, at(20 + i)) for i, s in enumerate(servers)),
+        at(19),
+    )
 
 
 def frontend(rules: tuple[Rule, ...], default: str | None, name: str = "fe") -> Frontend:
@@ -181,8 +194,12 @@ def test_first_matching_rule_wins() -> None:
         use("be_web", matcher("path", MatchMethod.BEG, "/"), 5),
         use("be_api", matcher("path", MatchMethod.BEG, "/api"), 6),
     )
-    lb = LoadBalancer(Product.HAPROXY, (frontend(rules, "be_web"),),
-                      (pool("be_web", "w1"), pool("be_api", "a1")), ("lb.cfg",))
+    lb = LoadBalancer(
+        Product.HAPROXY,
+        (frontend(rules, "be_web"),),
+        (pool("be_web", "w1"), pool("be_api", "a1")),
+        ("lb.cfg",),
+    )
     prediction = predict(lb, from_columns([1.0, 1.0], path=["/", "/api/x"]))
     api_rule = prediction.rules[1]
     assert api_rule.share == 0.0
@@ -192,8 +209,9 @@ def test_first_matching_rule_wins() -> None:
 
 def test_no_default_backend_answers_503() -> None:
     rules = (use("be_api", matcher("path", MatchMethod.BEG, "/api"), 5),)
-    lb = LoadBalancer(Product.HAPROXY, (frontend(rules, None),), (pool("be_api", "a1"),),
-                      ("lb.cfg",))
+    lb = LoadBalancer(
+        Product.HAPROXY, (frontend(rules, None),), (pool("be_api", "a1"),), ("lb.cfg",)
+    )
     prediction = predict(lb, from_columns([3.0, 1.0], path=["/", "/api"]))
     default = prediction.rules[-1]
     assert default.target == "503"
@@ -203,8 +221,12 @@ def test_no_default_backend_answers_503() -> None:
 
 def test_unknown_column_is_reported_and_taken_as_not_matching() -> None:
     rules = (use("be_admin", matcher("hdr", MatchMethod.STR, "x", arg="x-admin"), 5),)
-    lb = LoadBalancer(Product.HAPROXY, (frontend(rules, "be_web"),),
-                      (pool("be_web", "w1"), pool("be_admin", "a1")), ("lb.cfg",))
+    lb = LoadBalancer(
+        Product.HAPROXY,
+        (frontend(rules, "be_web"),),
+        (pool("be_web", "w1"), pool("be_admin", "a1")),
+        ("lb.cfg",),
+    )
     prediction = predict(lb, from_columns(path=["/a", "/b"]))
     assert prediction.pool("be_web").share_of_total == pytest.approx(1.0)  # type: ignore[union-attr]
     items = [u for u in prediction.unevaluated if "x-admin" in u.reason]
@@ -213,10 +235,15 @@ def test_unknown_column_is_reported_and_taken_as_not_matching() -> None:
 
 
 def test_local_answers_are_targets() -> None:
-    deny = Rule(matcher("path", MatchMethod.BEG, "/admin"), Action(ActionKind.DENY, status=403),
-                at(4), "http-request deny if { path_beg /admin }")
-    lb = LoadBalancer(Product.HAPROXY, (frontend((deny,), "be_web"),), (pool("be_web", "w1"),),
-                      ("lb.cfg",))
+    deny = Rule(
+        matcher("path", MatchMethod.BEG, "/admin"),
+        Action(ActionKind.DENY, status=403),
+        at(4),
+        "http-request deny if { path_beg /admin }",
+    )
+    lb = LoadBalancer(
+        Product.HAPROXY, (frontend((deny,), "be_web"),), (pool("be_web", "w1"),), ("lb.cfg",)
+    )
     prediction = predict(lb, from_columns([1.0, 3.0], path=["/admin/x", "/"]))
     assert prediction.rules[0].target == "deny 403"
     assert prediction.rules[0].share == pytest.approx(0.25)
@@ -224,10 +251,15 @@ def test_local_answers_are_targets() -> None:
 
 
 def test_dynamic_backend_is_unevaluated() -> None:
-    dynamic = Rule(None, Action(ActionKind.DYNAMIC, "be_%[req.hdr(x-tenant)]"), at(4),
-                   "use_backend be_%[req.hdr(x-tenant)]")
-    lb = LoadBalancer(Product.HAPROXY, (frontend((dynamic,), "be_web"),), (pool("be_web", "w1"),),
-                      ("lb.cfg",))
+    dynamic = Rule(
+        None,
+        Action(ActionKind.DYNAMIC, "be_%[req.hdr(x-tenant)]"),
+        at(4),
+        "use_backend be_%[req.hdr(x-tenant)]",
+    )
+    lb = LoadBalancer(
+        Product.HAPROXY, (frontend((dynamic,), "be_web"),), (pool("be_web", "w1"),), ("lb.cfg",)
+    )
     prediction = predict(lb, from_columns(path=["/"]))
     assert prediction.pool("be_web").share_of_total == 0.0  # type: ignore[union-attr]
     assert any("computed per request" in u.reason for u in prediction.unevaluated)
@@ -236,8 +268,9 @@ def test_dynamic_backend_is_unevaluated() -> None:
 def test_rows_without_frontend_split_equally() -> None:
     fe1 = frontend((), "be_a", name="fe1")
     fe2 = frontend((), "be_b", name="fe2")
-    lb = LoadBalancer(Product.HAPROXY, (fe1, fe2), (pool("be_a", "a"), pool("be_b", "b")),
-                      ("lb.cfg",))
+    lb = LoadBalancer(
+        Product.HAPROXY, (fe1, fe2), (pool("be_a", "a"), pool("be_b", "b")), ("lb.cfg",)
+    )
     profile = from_columns([2.0, 2.0], path=["/", "/"], frontend=["", "fe2"])
     prediction = predict(lb, profile)
     assert prediction.pool("be_a").share_of_total == pytest.approx(0.25)  # type: ignore[union-attr]

@@ -48,9 +48,7 @@ def test_client_ips_list(tmp_path: Path) -> None:
 def test_distributions_multiply(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        "requests: 1000\n"
-        "paths: {/a: 3, /b: 1}\n"
-        "methods: {GET: 0.9, post: 0.1}\n",
+        "requests: 1000\npaths: {/a: 3, /b: 1}\nmethods: {GET: 0.9, post: 0.1}\n",
     )
     profile = load_profile(path)
     assert len(profile) == 4
@@ -60,7 +58,7 @@ def test_distributions_multiply(tmp_path: Path) -> None:
 
 
 def test_path_with_query_splits(tmp_path: Path) -> None:
-    profile = load_profile(write(tmp_path, "paths: [\"/search?q=1\"]\n"))
+    profile = load_profile(write(tmp_path, 'paths: ["/search?q=1"]\n'))
     assert profile.path.tolist() == ["/search"]
     assert profile.query.tolist() == ["q=1"]
 
@@ -79,8 +77,7 @@ def test_clients_expand_networks(tmp_path: Path) -> None:
         "  - {address: 203.0.113.7, weight: 0.7}\n",
     )
     profile = load_profile(path)
-    expected = ["198.51.100.0", "198.51.100.64", "198.51.100.128", "198.51.100.192",
-                "203.0.113.7"]
+    expected = ["198.51.100.0", "198.51.100.64", "198.51.100.128", "198.51.100.192", "203.0.113.7"]
     assert profile.client_ip.tolist() == expected
     assert share(profile, profile.client_ip == "203.0.113.7") == pytest.approx(0.7)
     assert share(profile, profile.client_ip == "198.51.100.64") == pytest.approx(0.075)

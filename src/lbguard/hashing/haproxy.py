@@ -344,9 +344,7 @@ def build_ring(members: Sequence[int], puids: Sequence[int], nodes: Sequence[int
     owners: list[npt.NDArray[np.intp]] = []
     for index in members:
         base = (puids[index] * SRV_EWGHT_RANGE) & MASK32
-        node_ids = (np.arange(nodes[index], dtype=np.uint64) + np.uint64(base)) & np.uint64(
-            MASK32
-        )
+        node_ids = (np.arange(nodes[index], dtype=np.uint64) + np.uint64(base)) & np.uint64(MASK32)
         keys.append(full_hash_array(node_ids.astype(np.uint32)))
         owners.append(np.full(nodes[index], index, dtype=np.intp))
     if not keys:

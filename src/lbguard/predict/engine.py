@@ -65,8 +65,10 @@ def pool_health(lb: LoadBalancer, health: Mapping[str, bool] | None) -> dict[str
                 matched = True
         if not matched:
             known = ", ".join(f"{p.name}/{s.name}" for p in lb.pools for s in p.servers)
-            raise LbguardError(f"health override {key!r} names no server of the configuration",
-                               hint=f"use pool/server or a server name; servers: {known}")
+            raise LbguardError(
+                f"health override {key!r} names no server of the configuration",
+                hint=f"use pool/server or a server name; servers: {known}",
+            )
     return dict(result)
 
 
@@ -81,9 +83,7 @@ def _imbalance(shares: list[float]) -> tuple[float | None, float | None]:
     return float(values.max()) / mean, float(values.std()) / mean
 
 
-def _pool_share(
-    pool: Pool, outcome: PoolOutcome, share_of_total: float | None
-) -> PoolShare:
+def _pool_share(pool: Pool, outcome: PoolOutcome, share_of_total: float | None) -> PoolShare:
     servers = []
     for server in pool.servers:
         share = outcome.shares.get(server.name, 0.0)
@@ -148,8 +148,10 @@ def predict(
     assumptions = list(routing.assumptions)
     unevaluated = list(routing.unevaluated)
     if not route_known:
-        assumptions.append("no traffic profile: route and pool shares are unknown; each "
-                           "pool's servers are compared over uniformly spread keys")
+        assumptions.append(
+            "no traffic profile: route and pool shares are unknown; each "
+            "pool's servers are compared over uniformly spread keys"
+        )
     if lb.product not in BALANCERS:
         assumptions.append(f"no balancing model for {lb.product}; shares follow weights")
 
@@ -215,9 +217,13 @@ def _unknown_rules(lb: LoadBalancer) -> tuple[RuleShare, ...]:
     rules = []
     for frontend in lb.frontends:
         for index, rule in enumerate(frontend.rules):
-            rules.append(RuleShare(frontend.name, index, rule, local_target(rule), None, None,
-                                   rule.location))
+            rules.append(
+                RuleShare(
+                    frontend.name, index, rule, local_target(rule), None, None, rule.location
+                )
+            )
         target = frontend.default_pool or NO_DEFAULT_TARGET
-        rules.append(RuleShare(frontend.name, -1, None, target, None, None,
-                               frontend.default_location))
+        rules.append(
+            RuleShare(frontend.name, -1, None, target, None, None, frontend.default_location)
+        )
     return tuple(rules)

@@ -98,9 +98,7 @@ class ServerGroup:
 def server_group(pool: Pool, health: Health) -> ServerGroup:
     """Apply weights, admin states and health overrides as ``recount_servers`` does."""
     usable = tuple(
-        server.weight > 0
-        and server.state is AdminState.ENABLED
-        and health.get(server.name, True)
+        server.weight > 0 and server.state is AdminState.ENABLED and health.get(server.name, True)
         for server in pool.servers
     )
     active = tuple(i for i, s in enumerate(pool.servers) if usable[i] and not s.backup)
@@ -230,16 +228,18 @@ def balance(pool: Pool, requests: PoolRequests | None, health: Health) -> PoolOu
         notes.append(f"no active server is usable, so {which} takes the traffic")
 
     if algorithm is Algorithm.ROUND_ROBIN:
-        return _outcome(pool, _weight_shares(pool, group.members), ShareMethod.EXACT, group,
-                        notes)
+        return _outcome(pool, _weight_shares(pool, group.members), ShareMethod.EXACT, group, notes)
     if algorithm is Algorithm.STATIC_RR:
         placement = map_placement(pool, group)
         return _outcome(pool, placement.rr_shares(count), ShareMethod.EXACT, group, notes)
     if algorithm is Algorithm.LEAST_CONN:
-        notes.append("leastconn depends on concurrency; assumed equal request cost and "
-                     "concurrency, which gives shares in proportion to weights")
-        return _outcome(pool, _weight_shares(pool, group.members), ShareMethod.LOAD_DEPENDENT,
-                        group, notes)
+        notes.append(
+            "leastconn depends on concurrency; assumed equal request cost and "
+            "concurrency, which gives shares in proportion to weights"
+        )
+        return _outcome(
+            pool, _weight_shares(pool, group.members), ShareMethod.LOAD_DEPENDENT, group, notes
+        )
     if algorithm is Algorithm.FIRST:
         return _first(pool, group, notes)
     if algorithm is Algorithm.RANDOM:
@@ -248,8 +248,7 @@ def balance(pool: Pool, requests: PoolRequests | None, health: Health) -> PoolOu
         return _hashed(pool, requests, group, notes)
 
     notes.append(f"balance {algorithm} is not an HAProxy algorithm; shares follow weights")
-    return _outcome(pool, _weight_shares(pool, group.members), ShareMethod.UNKNOWN, group,
-                    notes)
+    return _outcome(pool, _weight_shares(pool, group.members), ShareMethod.UNKNOWN, group, notes)
 
 
 def _first(pool: Pool, group: ServerGroup, notes: list[str]) -> PoolOutcome:
@@ -257,8 +256,10 @@ def _first(pool: Pool, group: ServerGroup, notes: list[str]) -> PoolOutcome:
     chosen = min(group.members, key=lambda i: ids[i])
     server = pool.servers[chosen]
     limit = f"up to its maxconn {server.maxconn}" if server.maxconn else "(it has no maxconn)"
-    notes.append(f"balance first fills servers in id order; without a request rate the "
-                 f"first server {server.name} takes every request {limit}")
+    notes.append(
+        f"balance first fills servers in id order; without a request rate the "
+        f"first server {server.name} takes every request {limit}"
+    )
     shares = np.zeros(len(pool.servers))
     shares[chosen] = 1.0
     return _outcome(pool, shares, ShareMethod.LOAD_DEPENDENT, group, notes)
@@ -268,12 +269,16 @@ def _random(pool: Pool, group: ServerGroup, notes: list[str]) -> PoolOutcome:
     draws = pool.balance.draws if pool.balance.draws is not None else 2
     if draws == 1:
         placement = chash_placement(pool, group)
-        notes.append("random(1) picks a point on the consistent-hash ring, so each server's "
-                     "expected share is its arc of the ring, not exactly its weight")
+        notes.append(
+            "random(1) picks a point on the consistent-hash ring, so each server's "
+            "expected share is its arc of the ring, not exactly its weight"
+        )
         shares = placement.uniform_shares(len(pool.servers))
     else:
-        notes.append(f"random({draws}) keeps the less loaded of {draws} draws; the expected "
-                     "share is taken as proportional to weights")
+        notes.append(
+            f"random({draws}) keeps the less loaded of {draws} draws; the expected "
+            "share is taken as proportional to weights"
+        )
         shares = _weight_shares(pool, group.members)
     return _outcome(pool, shares, ShareMethod.EXPECTED, group, notes)
 
@@ -298,8 +303,10 @@ def _hashed(
     else:
         placement = map_placement(pool, group)
     if settings.hash_balance_factor:
-        notes.append(f"hash-balance-factor {settings.hash_balance_factor} moves requests off "
-                     "servers above that load; shares are given without it")
+        notes.append(
+            f"hash-balance-factor {settings.hash_balance_factor} moves requests off "
+            "servers above that load; shares are given without it"
+        )
 
     if group.single and settings.algorithm not in _LOOKS_UP_KEY_WHEN_SINGLE:
         # With one usable server HAProxy skips the key and looks up hash 0 (backend.c).
@@ -308,10 +315,10 @@ def _hashed(
         return _outcome(pool, shares, ShareMethod.EXACT, group, notes)
 
     if requests is None or requests.total == 0:
-        notes.append("no traffic reaches this backend in the profile; shares are over "
-                     "uniformly spread keys")
-        return _outcome(pool, placement.uniform_shares(count), ShareMethod.EXPECTED, group,
-                        notes)
+        notes.append(
+            "no traffic reaches this backend in the profile; shares are over uniformly spread keys"
+        )
+        return _outcome(pool, placement.uniform_shares(count), ShareMethod.EXPECTED, group, notes)
 
     key_function = _KEY_FUNCTIONS.get(settings.algorithm)
     try:
@@ -320,17 +327,19 @@ def _hashed(
         keys = key_function(requests.profile, settings)
     except KeyUnavailableError as error:
         notes.append(f"{error.reason}; shares are over uniformly spread keys instead")
-        return _outcome(pool, placement.uniform_shares(count), ShareMethod.UNKNOWN, group,
-                        notes)
+        return _outcome(pool, placement.uniform_shares(count), ShareMethod.UNKNOWN, group, notes)
 
-    shares = _place_keys(placement, keys, requests, avalanche=settings.avalanche, count=count,
-                         notes=notes)
+    shares = _place_keys(
+        placement, keys, requests, avalanche=settings.avalanche, count=count, notes=notes
+    )
     if settings.algorithm is Algorithm.URL_PARAM and settings.check_post:
         post_missing = keys.missing & (requests.profile.method == "POST")
         if (requests.weight[post_missing] > 0).any():
-            notes.append("POST requests without the parameter in the query string are "
-                         "looked up in the body by check_post; the profile has no bodies, "
-                         "so they are counted as round robin")
+            notes.append(
+                "POST requests without the parameter in the query string are "
+                "looked up in the body by check_post; the profile has no bodies, "
+                "so they are counted as round robin"
+            )
     return _outcome(pool, shares, ShareMethod.EXACT, group, notes)
 
 
@@ -357,8 +366,10 @@ def _place_keys(
     keyless = float(weight[keys.missing].sum())
     if keyless > 0:
         share = keyless / requests.total
-        notes.append(f"{share:.1%} of this backend's requests have no hash key and are "
-                     "balanced by round robin, as HAProxy falls back to")
+        notes.append(
+            f"{share:.1%} of this backend's requests have no hash key and are "
+            "balanced by round robin, as HAProxy falls back to"
+        )
         totals = totals + keyless * placement.rr_shares(count)
     result: Shares = totals / requests.total
     return result

@@ -106,9 +106,9 @@ def _cut_uri(packed: PackedKeys, balance: Balance) -> PackedKeys:
         lengths = np.minimum(lengths, balance.uri_len)
     buffer = packed.buffer
 
-    def inside(positions: npt.NDArray[np.intp]) -> tuple[
-        npt.NDArray[np.intp], npt.NDArray[np.intp]
-    ]:
+    def inside(
+        positions: npt.NDArray[np.intp],
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
         """Keep the positions within their key's scanned length; return them and their rows.
         Only marked bytes are located, so the cost follows the number of marks."""
         rows = np.searchsorted(packed.starts, positions, side="right") - 1
@@ -158,9 +158,7 @@ def uri_keys(profile: TrafficProfile, balance: Balance) -> HashedKeys:
 # url_param, hdr, rdp-cookie
 
 
-def _hash_distinct(
-    column: StrColumn, extract: Extractor, function: HashFunction
-) -> HashedKeys:
+def _hash_distinct(column: StrColumn, extract: Extractor, function: HashFunction) -> HashedKeys:
     """Extract a key from each distinct column value, hash the keys, broadcast to rows."""
     values, inverse = _distinct(column)
     keys = [extract(str(value)) for value in values]
@@ -227,8 +225,7 @@ def main_domain(host: str) -> str:
 def url_param_keys(profile: TrafficProfile, balance: Balance) -> HashedKeys:
     """Key of ``balance url_param <name>``: the parameter's first value in the query."""
     _require(profile, "query", "balance url_param")
-    return _hash_distinct(profile.query, _FirstParameter(balance.key or ""),
-                          balance.hash_function)
+    return _hash_distinct(profile.query, _FirstParameter(balance.key or ""), balance.hash_function)
 
 
 def hdr_keys(profile: TrafficProfile, balance: Balance) -> HashedKeys:
@@ -266,8 +263,10 @@ def expression_keys(profile: TrafficProfile, balance: Balance) -> HashedKeys:
     text = balance.key or ""
     match = _EXPRESSION.match(text)
     if match is None:
-        raise KeyUnavailableError(f"hash expression {text!r} is not modelled (converters and "
-                             "compound expressions are not evaluated)")
+        raise KeyUnavailableError(
+            f"hash expression {text!r} is not modelled (converters and "
+            "compound expressions are not evaluated)"
+        )
     fetch, arg = match.group(1), match.group(2) or ""
     function = balance.hash_function
 

@@ -134,13 +134,13 @@ class ConditionEvaluator:
         text = matcher.text or f"{matcher.fetch}({matcher.arg or ''}) -m {matcher.method}"
         sample = sample_for(matcher.fetch, matcher.arg, self.profile)
         if sample is None:
-            self._report(text, f"sample fetch {matcher.fetch!r} is not modelled",
-                         matcher.location)
+            self._report(text, f"sample fetch {matcher.fetch!r} is not modelled", matcher.location)
             return self.unknown()
         missing = sorted(sample.needs - self.profile.known)
         if missing:
-            self._report(text, f"the traffic profile has no {', '.join(missing)} column",
-                         matcher.location)
+            self._report(
+                text, f"the traffic profile has no {', '.join(missing)} column", matcher.location
+            )
             return self.unknown()
         try:
             test = compile_matcher(matcher)
@@ -259,13 +259,29 @@ def route(frontends: Sequence[Frontend], profile: TrafficProfile) -> RoutingResu
                         share=undecided / total if total else None,
                     )
                 )
-            _assign(result, frontend, index, rule, target=local_target(rule), taken=taken,
-                    total=total, could_match=could / frontend_total if frontend_total else None)
+            _assign(
+                result,
+                frontend,
+                index,
+                rule,
+                target=local_target(rule),
+                taken=taken,
+                total=total,
+                could_match=could / frontend_total if frontend_total else None,
+            )
             remaining = remaining - taken
 
         target = frontend.default_pool or NO_DEFAULT_TARGET
-        _assign(result, frontend, -1, None, target=target, taken=remaining, total=total,
-                could_match=1.0 if frontend_total else None)
+        _assign(
+            result,
+            frontend,
+            -1,
+            None,
+            target=target,
+            taken=remaining,
+            total=total,
+            could_match=1.0 if frontend_total else None,
+        )
     return result
 
 
