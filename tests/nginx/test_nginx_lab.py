@@ -55,7 +55,7 @@ def test_hash_placement_matches_real_nginx(nginx_bin: str) -> None:
         NginxProcess(nginx_config(_http_block(ports, dead)), binary=nginx_bin) as nginx,
         httpx.Client(timeout=5.0) as client,
     ):
-        for name, port in ports.items():
+        for port in ports.values():
             for address, uri in zip(clients, uris, strict=True):
                 client.get(f"http://127.0.0.1:{port}{uri}", headers={"X-Real-IP": address})
         logs = {name: (nginx.workdir / f"{name}.log").read_text().splitlines() for name in ports}

@@ -183,8 +183,9 @@ class _Reader:
             reason = "2: No such file or directory"
             if os.path.isdir(pattern):
                 reason = "21: Is a directory"
+            shown = args[0] if os.path.isabs(args[0]) else pattern
             self.error(
-                f'open() "{pattern}" failed ({reason})',
+                f'open() "{shown}" failed ({reason})',
                 location,
                 hint=_missing_include_hint(args[0], pattern),
                 code="include",
@@ -200,6 +201,8 @@ class _Reader:
 
 
 def _missing_include_hint(written: str, resolved: str) -> str:
+    if os.path.isabs(written) and written != resolved:
+        return f"the prefix map sends it to {resolved}, which does not exist"
     if os.path.isabs(written):
         return (
             "map the absolute prefix onto a local folder (prefix_map, for example "
