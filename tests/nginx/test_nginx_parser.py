@@ -65,7 +65,7 @@ def test_h5bp_multifile_includes() -> None:
     rule = lb.frontend("*:80").rules[-1]  # type: ignore[union-attr]
     assert rule.action.kind is ActionKind.DENY
     assert rule.action.status == 444
-    assert rule.location.line == 18
+    assert rule.location.line == 26
 
 
 @pytest.mark.parametrize("demo", ["nginx-demos-swarm", "nginx-demos-fun-with-health-checks"])
