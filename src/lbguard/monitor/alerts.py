@@ -159,7 +159,8 @@ def evaluate_share_shift(
         labels = {"lb": instance, "pool": pool}
         top = deltas[0]
         changes = [
-            f"{change.location}: {change.describe()}" if change.location.file
+            f"{change.location}: {change.describe()}"
+            if change.location.file
             else change.describe()
             for change in diff.changes
             if _concerns_pool(change.subject, pool)

@@ -237,7 +237,7 @@ def _diff_rules(frontend: str, old: Sequence[Rule], new: Sequence[Rule]) -> list
     _pair_by(pairs, old, new, _rule_key)
     text_pairs = dict(pairs)
     _pair_by(pairs, old, new, lambda rule: _signature(rule.condition))
-    _pair_by(pairs, old, new, lambda rule: _signature(rule.action))
+    _pair_in_place(pairs, old, new)
 
     changes: list[Change] = []
     paired_new = set(pairs.values())
@@ -338,6 +338,28 @@ def _pair_by(
         candidates = waiting.get(key(rule))
         if candidates:
             pairs[index] = candidates.pop(0)
+
+
+def _pair_in_place(pairs: dict[int, int], old: Sequence[Rule], new: Sequence[Rule]) -> None:
+    """Pair still unpaired rules at the same position with the same action: a rule whose
+    condition was edited in place."""
+    paired_new = set(pairs.values())
+    for index in range(min(len(old), len(new))):
+        if index in pairs or index in paired_new:
+            continue
+        if _signature(old[index].action) == _signature(new[index].action):
+            pairs[index] = index
+
+
+def _pair_in_place(pairs: dict[int, int], old: Sequence[Rule], new: Sequence[Rule]) -> None:
+    """Pair still unpaired rules at the same position with the same action: a rule whose
+    condition was edited in place."""
+    paired_new = set(pairs.values())
+    for index in range(min(len(old), len(new))):
+        if index in pairs or index in paired_new:
+            continue
+        if _signature(old[index].action) == _signature(new[index].action):
+            pairs[index] = index
 
 
 def _moved(pairs: Mapping[int, int]) -> list[int]:
@@ -475,6 +497,8 @@ def _diff_pool(old: Pool, new: Pool) -> list[Change]:
 
     old_servers = {server.name: server for server in old.servers}
     new_servers = {server.name: server for server in new.servers}
+    old_positions = {server.name: index + 1 for index, server in enumerate(old.servers)}
+    new_positions = {server.name: index + 1 for index, server in enumerate(new.servers)}
     for name, server in old_servers.items():
         if name not in new_servers:
             changes.append(
@@ -500,13 +524,18 @@ def _diff_pool(old: Pool, new: Pool) -> list[Change]:
                 )
             )
             continue
+        skip = {"name", "location", "text"}
+        if previous.id == old_positions[name] and server.id == new_positions[name]:
+            # Ids that follow declaration order are HAProxy's implicit ones; the server
+            # order change below reports their move.
+            skip.add("id")
         changes.extend(
             _diff_fields(
                 previous,
                 server,
                 Element.SERVER,
                 subject,
-                skip={"name", "location", "text"},
+                skip=skip,
                 old_location=previous.location,
                 new_location=server.location,
             )

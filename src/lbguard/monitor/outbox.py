@@ -67,8 +67,7 @@ def idempotency_key(alert_id: int, event: str, sink: str, fingerprint: str) -> s
 def firing_alerts(history: History, instance: str) -> list[FiringAlert]:
     """Return the stored alerts of an instance that have not resolved."""
     rows = history.connection.execute(
-        "SELECT id, alert, baseline, labels FROM alerts WHERE ends_at IS NULL"
-        " ORDER BY id"
+        "SELECT id, alert, baseline, labels FROM alerts WHERE ends_at IS NULL ORDER BY id"
     ).fetchall()
     firing: list[FiringAlert] = []
     for row in rows:
@@ -189,14 +188,21 @@ class Outbox:
                 self._mark_dead(outbox_id, attempts, message)
                 logger.error(
                     "giving up alert delivery %d to %s after %d attempts: %s",
-                    outbox_id, sink.describe(), attempts, message,
+                    outbox_id,
+                    sink.describe(),
+                    attempts,
+                    message,
                 )
             else:
                 delay = self.backoff.delay(attempts)
                 self._mark_retry(outbox_id, attempts, message, time.time() + delay)
                 logger.warning(
                     "alert delivery %d to %s failed (attempt %d), retrying in %.1f s: %s",
-                    outbox_id, sink.describe(), attempts, delay, message,
+                    outbox_id,
+                    sink.describe(),
+                    attempts,
+                    delay,
+                    message,
                 )
             return self._notify(DeliveryResult(sink.name, outbox_id, alert, False, message))
 
@@ -206,16 +212,13 @@ class Outbox:
                 " last_error = NULL WHERE id = ?",
                 (time.time(), attempts, outbox_id),
             )
-        logger.info(
-            "delivered %s alert %s to %s", alert.status, alert.alertname, sink.describe()
-        )
+        logger.info("delivered %s alert %s to %s", alert.status, alert.alertname, sink.describe())
         return self._notify(DeliveryResult(sink.name, outbox_id, alert, True))
 
     def _mark_retry(self, outbox_id: int, attempts: int, error: str, due: float) -> None:
         with self.history.transaction() as connection:
             connection.execute(
-                "UPDATE outbox SET attempts = ?, last_error = ?, next_attempt_at = ?"
-                " WHERE id = ?",
+                "UPDATE outbox SET attempts = ?, last_error = ?, next_attempt_at = ? WHERE id = ?",
                 (attempts, error, due, outbox_id),
             )
 

@@ -85,7 +85,8 @@ class ConfigWatcher:
                     raise
                 logger.warning(
                     "cannot start inotify watching (%s); falling back to polling every %.1f s",
-                    error, self.poll_interval,
+                    error,
+                    self.poll_interval,
                 )
         if self._observer is None:
             polling = PollingObserver(timeout=self.poll_interval)
@@ -93,7 +94,9 @@ class ConfigWatcher:
             self.method_in_use = "poll"
         logger.info(
             "watching %d files in %d directories by %s",
-            len(self._files), len(self._watch_roots()), self.method_in_use,
+            len(self._files),
+            len(self._watch_roots()),
+            self.method_in_use,
         )
         return self.method_in_use
 
