@@ -1,0 +1,164 @@
+"""``lbguard logs`` end to end: exit codes, report formats, errors and terminal safety."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lbguard.cli.main import ExitCode, main
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "analysis"))
+
+from loggen import START, WEB, Phase, haproxy_line, incident_phases, write_log  # noqa: E402
+
+
+@pytest.fixture
+def incident(tmp_path: Path) -> Path:
+    return write_log(tmp_path / "incident.log", incident_phases())
+
+
+@pytest.fixture
+def regions(tmp_path: Path) -> Path:
+    path = tmp_path / "regions.csv"
+    path.write_text(
+        "cidr,region\n198.51.100.0/24,us-east\n203.0.113.0/24,ap-south\n", encoding="utf-8"
+    )
+    return path
+
+
+def test_onset_exits_with_findings(
+    incident: Path, regions: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["logs", str(incident), "--regions", str(regions)])
+    out, err = capsys.readouterr()
+
+    assert code == ExitCode.FINDINGS
+    assert "ONSET at 2026-03-02 22:00:00 UTC" in out
+    assert "RECOVERY at 2026-03-02 22:10:00 UTC" in out
+    assert "overloaded servers: be_search/search2, be_search/search1" in out
+    assert "affected regions: ap-south" in out
+    assert "onset at 2026-03-02 22:00:00 UTC" in err
+
+
+def test_stable_log_exits_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_log(tmp_path / "stable.log", [Phase(seconds=300, rate=5, servers=WEB, errors={})])
+    code = main(["logs", str(path)])
+    out, _ = capsys.readouterr()
+
+    assert code == ExitCode.OK
+    assert "no onset" in out
+
+
+def test_json_report(
+    incident: Path, regions: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "report.json"
+    code = main(
+        ["logs", str(incident), "--regions", str(regions), "--window", "1m", "--format",
+         "json", "-o", str(output)]
+    )  # fmt: skip
+    document = json.loads(output.read_text(encoding="utf-8"))
+    servers = {
+        f"{pool['pool']}/{server['server']}": server["stats"]["requests"]
+        for pool in document["pools"]
+        for server in pool["servers"]
+    }
+
+    assert code == ExitCode.FINDINGS
+    assert capsys.readouterr().out == ""
+    assert document["schema_version"] == 1
+    assert document["totals"]["requests"] == 9000
+    assert sum(servers.values()) == 9000
+    assert document["timeline"]["window_seconds"] == 60
+    assert len(document["timeline"]["windows"]) == 30
+    assert [c["kind"] for c in document["changes"]] == ["onset", "recovery"]
+    assert document["changes"][0]["at"] == "2026-03-02T22:00:00+00:00"
+    assert document["diagnosis"]["affected_regions"] == ["ap-south"]
+    assert {row["region"] for row in document["regions"]["rows"]} == {"us-east", "ap-south"}
+
+
+def test_markdown_report(incident: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["logs", str(incident), "--format", "markdown"])
+    out, _ = capsys.readouterr()
+
+    assert code == ExitCode.FINDINGS
+    assert out.startswith("# lbguard logs\n")
+    assert "| be\\_search/search1 |" in out
+    assert "- **onset** at 2026-03-02 22:00:00 UTC" in out
+
+
+def test_malformed_lines_sampled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_log(tmp_path / "mixed.log", [Phase(seconds=60, rate=5, servers=WEB, errors={})])
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines.insert(10, "this is not a log line")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    code = main(["logs", str(path)])
+    out, err = capsys.readouterr()
+
+    assert code == ExitCode.OK
+    assert "Malformed lines: 1" in out
+    assert f"{path}:11:" in out
+    assert "300 requests, 1 malformed lines" in err
+
+
+def test_control_characters_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    evil = "web\x1b[2J1"
+    line = haproxy_line(START, "198.51.100.1", "be_web", evil, status=200, total_ms=10)
+    path = tmp_path / "evil.log"
+    path.write_text(line + "\n", encoding="utf-8")
+
+    code = main(["logs", str(path), "--log-format", "haproxy"])
+    out, _ = capsys.readouterr()
+
+    assert code == ExitCode.OK
+    assert "\x1b" not in out
+    assert "web\\x1b[2J1" in out
+
+
+def test_missing_file_is_input_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["logs", str(tmp_path / "absent.log")])
+    _, err = capsys.readouterr()
+
+    assert code == ExitCode.ERROR
+    assert "lbguard: error:" in err
+    assert "absent.log" in err
+
+
+def test_invalid_window_is_usage_error(incident: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["logs", str(incident), "--window", "5 minutes"])
+    _, err = capsys.readouterr()
+
+    assert code == ExitCode.ERROR
+    assert "invalid window '5 minutes'" in err
+
+
+def test_no_request_is_input_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "garbage.log"
+    path.write_text("garbage one\ngarbage two\n", encoding="utf-8")
+
+    code = main(["logs", str(path), "--log-format", "haproxy"])
+    out, err = capsys.readouterr()
+
+    assert code == ExitCode.ERROR
+    assert "no request could be read" in err
+    assert "Malformed lines: 2" in out
+
+
+def test_console_script(incident: Path) -> None:
+    script = Path(sys.executable).parent / "lbguard"
+    result = subprocess.run(
+        [str(script), "logs", str(incident), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == ExitCode.FINDINGS
+    assert json.loads(result.stdout)["totals"]["requests"] == 9000
