@@ -218,7 +218,7 @@ def test_hash_settings_and_state(tmp_path: Path) -> None:
 def test_server_order_change(tmp_path: Path) -> None:
     old = parse(tmp_path, "old.cfg", haproxy_config())
     lines = haproxy_config().splitlines(keepends=True)
-    reordered = "".join(lines[:-3] + [lines[-1], lines[-3], lines[-2]])
+    reordered = "".join([*lines[:-3], lines[-1], lines[-3], lines[-2]])
     new = parse(tmp_path, "new.cfg", reordered)
 
     change = only(diff_models(old, new))

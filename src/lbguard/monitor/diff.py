@@ -351,17 +351,6 @@ def _pair_in_place(pairs: dict[int, int], old: Sequence[Rule], new: Sequence[Rul
             pairs[index] = index
 
 
-def _pair_in_place(pairs: dict[int, int], old: Sequence[Rule], new: Sequence[Rule]) -> None:
-    """Pair still unpaired rules at the same position with the same action: a rule whose
-    condition was edited in place."""
-    paired_new = set(pairs.values())
-    for index in range(min(len(old), len(new))):
-        if index in pairs or index in paired_new:
-            continue
-        if _signature(old[index].action) == _signature(new[index].action):
-            pairs[index] = index
-
-
 def _moved(pairs: Mapping[int, int]) -> list[int]:
     """Return the old indexes of paired rules outside the longest run kept in order."""
     ordered = sorted(pairs.items())
