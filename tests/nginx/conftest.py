@@ -46,6 +46,6 @@ def chosen_rules(
     for host, path in zip(hosts, paths, strict=True):
         profile = from_columns(frontend=[frontend], host=[host], path=[path], query=[""])
         result = route([target], profile)
-        taken = [share.rule for share in result.rules if share.share]
-        chosen.append(taken[0] if taken else None)
+        matched = [share.rule for share in result.rules if share.share]
+        chosen.append(matched[0] if matched else None)
     return chosen

@@ -228,7 +228,7 @@ def _write(tmp_path: Path, text: str, name: str = "nginx.conf") -> Path:
     return path
 
 
-def test_errors_name_file_and_line_and_keep_the_rest(tmp_path: Path) -> None:
+def test_errors_keep_rest_of_config(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
         """events {}

@@ -2,8 +2,8 @@
 
 A peer is one address of a ``server`` line: a host name that resolves to k addresses
 (given as input, never looked up) makes k peers with the line's full weight. Peers of
-``down`` servers keep their weight in the total, so hash mappings of the others do not
-move; a key that lands on an unusable peer is re-hashed as nginx does. Shares are summed
+``down`` servers keep their weight in the total, so the hash mappings of the others do not
+move. A key that lands on an unusable peer is re-hashed as nginx does. Shares are summed
 per ``server`` line.
 """
 
@@ -270,7 +270,7 @@ def _ring(pool: Pool, primary: Sequence[Peer]) -> KetamaRing:
 
 
 def _ketama_name(pool: Pool, index: int) -> str:
-    """The ``server`` address text, which chash hashes (the first word of the line)."""
+    """Return the ``server`` address text that chash hashes (the word after ``server``)."""
     server = pool.servers[index]
     return server.text.split()[1] if server.text.startswith("server ") else server.name
 

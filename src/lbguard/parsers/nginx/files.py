@@ -183,9 +183,9 @@ class _Reader:
             reason = "2: No such file or directory"
             if os.path.isdir(pattern):
                 reason = "21: Is a directory"
-            shown = args[0] if os.path.isabs(args[0]) else pattern
+            displayed = args[0] if os.path.isabs(args[0]) else pattern
             self.error(
-                f'open() "{shown}" failed ({reason})',
+                f'open() "{displayed}" failed ({reason})',
                 location,
                 hint=_missing_include_hint(args[0], pattern),
                 code="include",

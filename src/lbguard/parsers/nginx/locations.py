@@ -4,7 +4,7 @@ The lookup follows ngx_http_core_find_location and ngx_http_core_find_static_loc
 nginx 1.22.1 (src/http/ngx_http_core_module.c):
 
 1. an exact ``= /x`` location equal to the URI wins at once;
-2. a prefix ending in ``/`` whose location proxies (``*_pass``) answers the URI without
+2. a prefix ending in ``/`` whose location proxies (``*_pass``) redirects the URI without
    the slash with a 301 redirect, unless a location matches that URI itself;
 3. the longest matching prefix is remembered and its nested locations are searched;
    a nested exact or regex match is final;
@@ -49,7 +49,7 @@ PASS_DIRECTIVES = (
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a location does with the requests it receives, possibly split by a condition."""
+    """The effect of a location on the requests it receives, possibly split by a condition."""
 
     condition: Condition | None
     action: Action
