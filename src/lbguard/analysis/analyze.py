@@ -18,7 +18,7 @@ from lbguard.analysis.aggregates import (
     pool_stats,
     stats_from_row,
 )
-from lbguard.analysis.onset import OnsetOptions, detect_changes
+from lbguard.analysis.onset import OnsetOptions, OnsetResult, detect_changes, span_totals
 from lbguard.analysis.regions import (
     CLIENT_REGIONS,
     UNKNOWN_REGION,
@@ -30,6 +30,7 @@ from lbguard.analysis.result import (
     Diagnosis,
     LogAnalysis,
     RegionStats,
+    Timeline,
 )
 from lbguard.analysis.windows import choose_window
 from lbguard.logs import FileStats
@@ -65,6 +66,7 @@ def analyse(
     timeline = None
     segments: tuple[Any, ...] = ()
     changes: tuple[Change, ...] = ()
+    result: OnsetResult | None = None
     baseline_span: tuple[datetime, datetime] | None = None
     if options.timeline and first is not None and last is not None:
         width = options.window or choose_window(last - first)
@@ -100,7 +102,7 @@ def analyse(
         changes=changes,
         regions=regions,
         region_source=region_map.path if region_map else None,
-        diagnosis=diagnose(changes, regions, options.onset),
+        diagnosis=diagnose(timeline, result, regions, options.onset),
         diagnostics=region_map.diagnostics if region_map else (),
     )
 
@@ -182,6 +184,7 @@ def region_stats(
                 share_of_total=stats.requests / total,
                 error_rate_baseline=base_errors / base_n if base_n else None,
                 error_rate_incident=incident_errors / incident_n if incident_n else None,
+                incident_requests=incident_n,
                 incident_share_on_risen=on_risen / incident_n if incident_n and risen else None,
                 top_server=top_key,
                 top_server_share=top_count / stats.requests if stats.requests else 0.0,
@@ -191,37 +194,43 @@ def region_stats(
     return tuple(result)
 
 
-AFFECTED_FRACTION = 0.2
-"""A region is affected when its excess errors reach this fraction of the worst region's."""
+AFFECTED_RATIO = 1.5
+"""A region is affected when its incident error rate reaches this many times the error
+rate of all regions together over the same span."""
 
 
 def affected_regions(regions: tuple[RegionStats, ...], min_rise: float) -> tuple[str, ...]:
-    """Return regions whose error rate rose by at least ``min_rise`` during the incident,
-    ranked by excess errors (rise times the region's incident requests)."""
-    scored: list[tuple[float, str]] = []
-    for region in regions:
-        if region.region == UNKNOWN_REGION:
-            continue
-        if region.error_rate_incident is None:
-            continue
-        rise = region.error_rate_incident - (region.error_rate_baseline or 0.0)
-        if rise >= min_rise:
-            scored.append((rise * region.stats.requests, region.region))
-    scored.sort(reverse=True)
-    if not scored:
+    """Return the regions where the incident's errors concentrate, most excess errors
+    (rise times the region's incident requests) first. When no region stands out, every
+    region whose error rate rose by ``min_rise`` is affected."""
+    known = [
+        r for r in regions if r.region != UNKNOWN_REGION and r.error_rate_incident is not None
+    ]
+    requests = sum(r.incident_requests for r in known)
+    if not requests:
         return ()
-    # Regions with a small fraction of the worst region's excess errors are noise or
-    # spill-over, not where the incident concentrates.
-    floor = AFFECTED_FRACTION * scored[0][0]
-    return tuple(name for excess, name in scored if excess >= floor)
+    errors = sum((r.error_rate_incident or 0.0) * r.incident_requests for r in known)
+    overall = errors / requests
+
+    def rise(region: RegionStats) -> float:
+        return (region.error_rate_incident or 0.0) - (region.error_rate_baseline or 0.0)
+
+    risen = [r for r in known if rise(r) >= min_rise]
+    standing_out = [r for r in risen if (r.error_rate_incident or 0.0) >= AFFECTED_RATIO * overall]
+    chosen = standing_out or risen
+    chosen.sort(key=lambda r: (-rise(r) * r.incident_requests, r.region))
+    return tuple(r.region for r in chosen)
 
 
 def diagnose(
-    changes: tuple[Change, ...], regions: tuple[RegionStats, ...], options: OnsetOptions
+    timeline: Timeline | None,
+    result: OnsetResult | None,
+    regions: tuple[RegionStats, ...],
+    options: OnsetOptions,
 ) -> Diagnosis:
     """Tell a concentration on some servers apart from a shared dependency."""
-    onset = next((c for c in changes if c.kind == "onset"), None)
-    if onset is None:
+    onset = next((c for c in result.changes if c.kind == "onset"), None) if result else None
+    if timeline is None or result is None or onset is None:
         return Diagnosis(
             pattern="none",
             summary="no onset: the distribution over servers and the error rate stayed "
@@ -230,31 +239,47 @@ def diagnose(
             affected_regions=(),
         )
 
-    regions_hit = affected_regions(regions, options.min_error_rise)
-    error_text = (
-        f"error rate {onset.error_rate_before:.1%} -> {onset.error_rate_after:.1%}, "
-        f"skew (max/mean) {onset.skew_before:.2f} -> {onset.skew_after:.2f}"
+    recovery = next(
+        (c for c in result.changes if c.kind == "recovery" and c.window > onset.window), None
+    )
+    last = recovery.window - 1 if recovery else len(timeline) - 1
+    during = span_totals(timeline, onset.window, last)
+    segment = result.segments[result.baseline]
+    before = span_totals(timeline, segment.first, segment.last)
+    columns = [timeline.server_keys.index(s.key) for s in onset.risen]
+    share_before = float(before.shares[columns].sum()) if columns else None
+    share_during = float(during.shares[columns].sum()) if columns else None
+
+    until = f"until {recovery.at:%H:%M:%S}" if recovery else "until the end of the log"
+    errors = (
+        f"error rate {before.error_rate:.1%} before, {during.error_rate:.1%} during; "
+        f"skew (max/mean over servers) {before.skew:.2f} before, {during.skew:.2f} during"
     )
     if onset.risen:
         names = ", ".join(s.key for s in onset.risen)
-        before = sum(s.share_before for s in onset.risen)
-        after = sum(s.share_after for s in onset.risen)
+        pattern = "concentration"
         summary = (
-            f"from {onset.at:%Y-%m-%d %H:%M:%S} UTC, {len(onset.risen)} server(s) "
-            f"({names}) took {after:.1%} of requests, up from {before:.1%}; {error_text}"
+            f"from {onset.at:%Y-%m-%d %H:%M:%S} UTC {until}, {len(onset.risen)} server(s) "
+            f"({names}) took {share_during:.1%} of requests, against {share_before:.1%} "
+            f"before; {errors}"
         )
-        return Diagnosis(
-            pattern="concentration",
-            summary=summary,
-            overloaded=tuple(s.key for s in onset.risen),
-            affected_regions=regions_hit,
+    else:
+        pattern = "shared-dependency"
+        summary = (
+            f"from {onset.at:%Y-%m-%d %H:%M:%S} UTC {until} the error rate rose without "
+            f"any server taking a larger share ({errors}): look for a cause every server "
+            "shares, such as a database or the network"
         )
 
     return Diagnosis(
-        pattern="shared-dependency",
-        summary=f"from {onset.at:%Y-%m-%d %H:%M:%S} UTC the error rate rose without any "
-        f"server taking a larger share ({error_text}): look for a cause every server "
-        "shares, such as a database or the network",
-        overloaded=(),
-        affected_regions=regions_hit,
+        pattern=pattern,
+        summary=summary,
+        overloaded=tuple(s.key for s in onset.risen),
+        affected_regions=affected_regions(regions, options.min_error_rise),
+        started=onset.at,
+        ended=recovery.at if recovery else None,
+        error_rate_baseline=before.error_rate,
+        error_rate_incident=during.error_rate,
+        share_baseline=share_before,
+        share_incident=share_during,
     )

@@ -143,8 +143,8 @@ def _merge_small_changes(
     while changed and len(merged) > 1:
         changed = False
         for i in range(len(merged) - 1):
-            before = _totals(timeline, *merged[i])
-            after = _totals(timeline, *merged[i + 1])
+            before = span_totals(timeline, *merged[i])
+            after = span_totals(timeline, *merged[i + 1])
             if not _differs(before, after, options):
                 merged[i] = (merged[i][0], merged[i + 1][1])
                 del merged[i + 1]
@@ -154,7 +154,9 @@ def _merge_small_changes(
 
 
 @dataclass(frozen=True)
-class _Totals:
+class SpanTotals:
+    """Requests of a run of windows summed per server."""
+
     counts: FloatArray
     shares: FloatArray
     errors: int
@@ -163,7 +165,8 @@ class _Totals:
     requests: int
 
 
-def _totals(timeline: Timeline, first: int, last: int) -> _Totals:
+def span_totals(timeline: Timeline, first: int, last: int) -> SpanTotals:
+    """Sum windows ``first`` to ``last`` (inclusive)."""
     counts = timeline.server_counts[first : last + 1].sum(axis=0).astype(np.float64)
     requests = int(timeline.requests[first : last + 1].sum())
     errors = int(timeline.errors[first : last + 1].sum())
@@ -176,7 +179,7 @@ def _totals(timeline: Timeline, first: int, last: int) -> _Totals:
         if real_counts.size and real_counts.mean() > 0
         else 1.0
     )
-    return _Totals(
+    return SpanTotals(
         counts=counts,
         shares=shares,
         errors=errors,
@@ -190,11 +193,11 @@ def _real_columns(timeline: Timeline) -> np.ndarray:
     return np.array([not k.endswith("/" + NO_SERVER) for k in timeline.server_keys], dtype=bool)
 
 
-def _distance(before: _Totals, after: _Totals) -> float:
+def _distance(before: SpanTotals, after: SpanTotals) -> float:
     return float(0.5 * np.abs(after.shares - before.shares).sum())
 
 
-def _differs(before: _Totals, after: _Totals, options: OnsetOptions) -> bool:
+def _differs(before: SpanTotals, after: SpanTotals, options: OnsetOptions) -> bool:
     """True when the server distribution or the error rate changed past its effect-size
     floor and the change is significant at ``options.alpha``."""
     moved = _distance(before, after) >= options.min_distance and (
@@ -206,7 +209,7 @@ def _differs(before: _Totals, after: _Totals, options: OnsetOptions) -> bool:
     return moved or errors_moved
 
 
-def _homogeneity_p(before: _Totals, after: _Totals) -> float:
+def _homogeneity_p(before: SpanTotals, after: SpanTotals) -> float:
     """p-value of the chi-square test that both segments share one server distribution."""
     table = np.vstack([before.counts, after.counts])
     table = table[:, table.sum(axis=0) > 0]
@@ -215,7 +218,7 @@ def _homogeneity_p(before: _Totals, after: _Totals) -> float:
     return float(scipy.stats.chi2_contingency(table, correction=False).pvalue)
 
 
-def _proportion_p(before: _Totals, after: _Totals) -> float:
+def _proportion_p(before: SpanTotals, after: SpanTotals) -> float:
     """p-value of the chi-square test that both segments share one error rate."""
     errors = np.array([before.errors, after.errors], dtype=np.float64)
     requests = np.array([before.requests, after.requests], dtype=np.float64)
@@ -225,24 +228,34 @@ def _proportion_p(before: _Totals, after: _Totals) -> float:
     return float(scipy.stats.chi2_contingency(table, correction=False).pvalue)
 
 
-def _elevated(segment: _Totals, baseline: _Totals, options: OnsetOptions) -> bool:
+def _risen_mask(segment: SpanTotals, baseline: SpanTotals, options: OnsetOptions) -> np.ndarray:
+    """Servers whose share is above the baseline's by both rise floors."""
+    return (segment.shares - baseline.shares >= options.share_rise_points) & (
+        segment.shares >= options.share_rise_ratio * baseline.shares
+    )
+
+
+def _elevated(segment: SpanTotals, baseline: SpanTotals, options: OnsetOptions) -> bool:
     """True when traffic concentrated on some servers or errors rose, against the
     baseline: at least ``min_distance`` of traffic moved and some server's share rose past
     both rise floors, or the error rate rose by ``min_error_rise``."""
-    rise = segment.shares - baseline.shares
-    concentrated = bool(
-        np.any(
-            (rise >= options.share_rise_points)
-            & (segment.shares >= options.share_rise_ratio * baseline.shares)
-        )
-    )
+    concentrated = bool(np.any(_risen_mask(segment, baseline, options)))
     return (
         concentrated and _distance(baseline, segment) >= options.min_distance
     ) or segment.error_rate - baseline.error_rate >= options.min_error_rise
 
 
+def _recovered(
+    segment: SpanTotals, baseline: SpanTotals, culprits: np.ndarray, options: OnsetOptions
+) -> bool:
+    """True when the error rate is back near the baseline and none of the servers that
+    rose at the onset is still above its baseline share."""
+    still_risen = bool(np.any(_risen_mask(segment, baseline, options) & culprits))
+    return segment.error_rate - baseline.error_rate < options.min_error_rise and not still_risen
+
+
 def _segment(timeline: Timeline, first: int, last: int) -> Segment:
-    totals = _totals(timeline, first, last)
+    totals = span_totals(timeline, first, last)
     order = np.argsort(-totals.shares, kind="stable")[:3]
     p90 = timeline.total_p90[first : last + 1]
     weights = timeline.requests[first : last + 1]
@@ -272,20 +285,25 @@ def _classify(
     baseline: int,
     options: OnsetOptions,
 ) -> tuple[Change, ...]:
-    base = _totals(timeline, *bounds[baseline])
-    incident = _elevated(_totals(timeline, *bounds[0]), base, options)
+    base = span_totals(timeline, *bounds[baseline])
+    first = span_totals(timeline, *bounds[0])
+    incident = _elevated(first, base, options)
+    # Servers that rose at the onset; a log that starts inside an incident takes those
+    # above the baseline in its first segment.
+    culprits = _risen_mask(first, base, options) if incident else np.zeros(0, dtype=bool)
     changes: list[Change] = []
     for i in range(1, len(bounds)):
-        before = _totals(timeline, *bounds[i - 1])
-        after = _totals(timeline, *bounds[i])
-        elevated = _elevated(after, base, options)
-        if elevated and not incident:
+        before = span_totals(timeline, *bounds[i - 1])
+        after = span_totals(timeline, *bounds[i])
+        if not incident and _elevated(after, base, options):
             kind = ChangeKind.ONSET
-        elif incident and not elevated:
+            incident = True
+            culprits = _risen_mask(after, base, options)
+        elif incident and _recovered(after, base, culprits, options):
             kind = ChangeKind.RECOVERY
+            incident = False
         else:
             kind = ChangeKind.CHANGE
-        incident = elevated
 
         risen, fallen = _shifts(
             timeline,
@@ -319,8 +337,8 @@ def _shifts(
     *,
     bounds_before: tuple[int, int],
     bounds_after: tuple[int, int],
-    before: _Totals,
-    after: _Totals,
+    before: SpanTotals,
+    after: SpanTotals,
     options: OnsetOptions,
 ) -> tuple[tuple[ServerShift, ...], tuple[ServerShift, ...]]:
     """Return the servers whose share rose and fell past the floors, largest change first."""

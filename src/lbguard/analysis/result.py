@@ -217,6 +217,8 @@ class RegionStats:
     error_rate_incident: float | None
     """Error rate between onset and recovery (or the end)."""
 
+    incident_requests: int
+
     incident_share_on_risen: float | None
     """Fraction of the region's incident requests that went to the servers whose share
     rose at the onset."""
@@ -235,10 +237,24 @@ class Diagnosis:
 
     summary: str
     overloaded: tuple[str, ...]
-    """``pool/server`` keys that took more traffic and whose errors or latency rose."""
+    """``pool/server`` keys whose share rose at the onset."""
 
     affected_regions: tuple[str, ...]
-    """Regions whose error rate rose the most, most affected first."""
+    """Regions where the incident's errors concentrate, most excess errors first."""
+
+    started: datetime | None = None
+    ended: datetime | None = None
+    """Recovery time; None when the log ends inside the incident."""
+
+    error_rate_baseline: float | None = None
+    error_rate_incident: float | None = None
+    """Error rate over every window from the onset to the recovery."""
+
+    share_baseline: float | None = None
+    """Combined share of the overloaded servers in the baseline segment."""
+
+    share_incident: float | None = None
+    """Combined share of the overloaded servers from the onset to the recovery."""
 
 
 @dataclass(frozen=True, eq=False)
