@@ -209,7 +209,12 @@ class Backends:
         return cls(specs, record=record)
 
     def start(self) -> Backends:
-        """Bind and start every server; raise `LabError` naming a port already in use."""
+        """Bind and start every server; raise `LabError` naming a port already in use.
+
+        Calling it on a started pool does nothing.
+        """
+        if self._servers:
+            return self
         for spec in self.specs:
             try:
                 server = _BackendHTTPServer(spec, self)
