@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -43,7 +44,9 @@ class EmailSink(AlertSink):
 
     def message(self, alert: Alert, idempotency_key: str) -> EmailMessage:
         labels = self.routing.labels_for(alert)
-        message = EmailMessage()
+        # RFC 5322 allows 998 characters per line; folding at 78 broke long subjects
+        # right after "Subject:", which clients show as a leading space.
+        message = EmailMessage(policy=policy.SMTP.clone(max_line_length=998))
         message["Subject"] = f"[{alert.status.upper()}] {alert.summary}"
         message["From"] = self.sender
         message["To"] = ", ".join(self.recipients)
