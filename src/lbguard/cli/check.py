@@ -8,6 +8,7 @@ packages it calls.
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import logging
 import sys
@@ -90,7 +91,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.set_defaults(handler=run)
 
 
+GC_THRESHOLD = (200_000, 50, 100)
+"""Collector thresholds for a check run. The run allocates millions of small objects
+that live until it ends; with the default first threshold (700 allocations) the collector
+rescans the whole model hundreds of times, which tripled the JSON rendering time of a
+50,000-server configuration in bench/check_large_config.py."""
+
+
 def run(args: argparse.Namespace) -> ExitCode:
+    gc.set_threshold(*GC_THRESHOLD)
     errors = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
     try:
         return _check(args, errors)

@@ -1,0 +1,138 @@
+"""Time ``lbguard check`` end to end on a large synthetic HAProxy configuration.
+
+The configuration has BACKENDS backends of SERVERS_PER_BACKEND servers each, and one
+frontend that routes to every backend with its own ``path_beg`` ACL. The traffic profile
+sends one path to each backend. Each run is a separate ``lbguard`` process, measured by
+wall-clock time and by the peak resident set size that ``os.wait4`` reports for it.
+
+Usage: .venv/bin/python bench/check_large_config.py [--backends N] [--servers N] [--repeat N]
+Targets: under 2 s and under 500 MB per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+OUT = Path(__file__).parent / "out"
+TARGET_SECONDS = 2.0
+TARGET_MEGABYTES = 500.0
+
+
+def write_config(path: Path, backends: int, servers: int) -> None:
+    """Write the configuration; server addresses stay on 127.0.0.1 with distinct ports."""
+    lines = [
+        "global",
+        "    maxconn 200000",
+        "",
+        "defaults",
+        "    mode http",
+        "    timeout connect 2s",
+        "    timeout client 10s",
+        "    timeout server 10s",
+        "",
+        "frontend fe_main",
+        "    bind 127.0.0.1:8080",
+    ]
+    lines += [f"    acl is_svc{i} path_beg /svc{i}/" for i in range(backends)]
+    lines += [f"    use_backend be_svc{i} if is_svc{i}" for i in range(backends)]
+    lines.append("    default_backend be_svc0")
+
+    port = 10000
+    for i in range(backends):
+        lines += ["", f"backend be_svc{i}", "    balance roundrobin"]
+        for j in range(servers):
+            lines.append(f"    server s{j} 127.0.0.1:{port} check weight {1 + j % 2}")
+            port = port + 1 if port < 65000 else 10000
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def write_traffic(path: Path, backends: int) -> None:
+    """Write a profile with one path per backend, the first backends weighted higher."""
+    lines = ["requests: 1000000", "paths:"]
+    lines += [f"  /svc{i}/items: {1 + (backends - i) % 7}" for i in range(backends)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Run:
+    label: str
+    seconds: float
+    megabytes: float
+    exit_code: int
+
+
+def measure(label: str, command: list[str]) -> Run:
+    """Run one process and return its wall time and peak resident set size."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    if process.returncode not in (0, 1):
+        raise SystemExit(f"{label} failed with exit code {process.returncode}:\n{stderr}")
+    # Linux reports ru_maxrss in kilobytes.
+    return Run(label, seconds, usage.ru_maxrss / 1024, process.returncode)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", type=int, default=5000)
+    parser.add_argument("--servers", type=int, default=10, help="servers per backend")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement")
+    args = parser.parse_args()
+
+    lbguard = shutil.which("lbguard", path=str(Path(sys.executable).parent))
+    if lbguard is None:
+        raise SystemExit("lbguard console script not found next to this Python")
+
+    OUT.mkdir(exist_ok=True)
+    config = OUT / "large.cfg"
+    traffic = OUT / "large-traffic.yaml"
+    write_config(config, args.backends, args.servers)
+    write_traffic(traffic, args.backends)
+    print(
+        f"config: {args.backends:,} backends, {args.backends * args.servers:,} servers, "
+        f"{args.backends:,} ACL rules, {config.stat().st_size / 1e6:.1f} MB"
+    )
+
+    base = [lbguard, "check", str(config)]
+    scenarios = {
+        "json, with traffic": [
+            *base,
+            "--traffic",
+            str(traffic),
+            "--format",
+            "json",
+            "-o",
+            str(OUT / "large-report.json"),
+        ],
+        "text, with traffic": [*base, "--traffic", str(traffic), "-o", str(OUT / "large.txt")],
+        "json, no traffic": [*base, "--format", "json", "-o", str(OUT / "large-nt.json")],
+    }
+
+    failed = False
+    print(f"{'scenario':<22} {'best s':>8} {'worst s':>8} {'peak MB':>8}  exit")
+    for label, command in scenarios.items():
+        runs = [measure(label, command) for _ in range(args.repeat)]
+        best = min(run.seconds for run in runs)
+        worst = max(run.seconds for run in runs)
+        peak = max(run.megabytes for run in runs)
+        print(f"{label:<22} {best:8.2f} {worst:8.2f} {peak:8.0f}  {runs[0].exit_code}")
+        failed |= best > TARGET_SECONDS or peak > TARGET_MEGABYTES
+
+    print(
+        f"targets: {TARGET_SECONDS} s, {TARGET_MEGABYTES:.0f} MB: {'MISSED' if failed else 'met'}"
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
