@@ -144,7 +144,10 @@ def predict(
     healths = pool_health(lb, health)
     balancer = BALANCERS.get(lb.product, _weights_only)
 
-    routing = route(lb.frontends, traffic) if route_known else RoutingResult()
+    serving_pools = frozenset(pool.name for pool in lb.pools if pool.servers)
+    routing = (
+        route(lb.frontends, traffic, serving_pools) if route_known else RoutingResult()
+    )
     assumptions = list(routing.assumptions)
     unevaluated = list(routing.unevaluated)
     if not route_known:

@@ -185,13 +185,33 @@ def local_target(rule: Rule) -> str:
     return f"{kind.value}{status}"
 
 
+def _routes_to_servers(frontend: Frontend, serving_pools: frozenset[str] | None) -> bool:
+    """Tell whether a frontend can send requests to a pool with servers.
+
+    A stats-only ``listen`` section has no servers and answers every request itself.
+    """
+    if serving_pools is None:
+        return True
+    if frontend.default_pool in serving_pools:
+        return True
+    return any(
+        rule.action.kind is ActionKind.DYNAMIC
+        or (rule.action.kind is ActionKind.ROUTE and rule.action.pool in serving_pools)
+        for rule in frontend.rules
+    )
+
+
 def frontend_weights(
-    frontends: Sequence[Frontend], profile: TrafficProfile, result: RoutingResult
+    frontends: Sequence[Frontend],
+    profile: TrafficProfile,
+    result: RoutingResult,
+    serving_pools: frozenset[str] | None = None,
 ) -> dict[str, Weights]:
     """Split the profile's rows over frontends: by the ``frontend`` column, else equally.
 
-    Rows without a frontend are split equally over the HTTP frontends, or over every
-    frontend when none is HTTP.
+    Rows without a frontend are split equally over the HTTP frontends that route to a pool
+    with servers (*serving_pools*); when there are none, over the HTTP frontends, and when
+    none is HTTP, over every frontend.
     """
     names = [frontend.name for frontend in frontends]
     shares = {name: np.zeros(len(profile), dtype=np.float64) for name in names}
@@ -199,11 +219,18 @@ def frontend_weights(
         return shares
 
     unattributed = profile.frontend == ""
-    candidates = [f.name for f in frontends if f.mode is Mode.HTTP] or names
-    if unattributed.any() and len(names) > 1:
+    http = [f for f in frontends if f.mode is Mode.HTTP]
+    serving = [f.name for f in http if _routes_to_servers(f, serving_pools)]
+    candidates = serving or [f.name for f in http] or names
+    if unattributed.any() and len(candidates) > 1:
         result.assumptions.append(
             "requests without a frontend are split equally over the frontends "
             + ", ".join(candidates)
+        )
+    elif unattributed.any() and len(names) > 1:
+        result.assumptions.append(
+            f"requests without a frontend go to {candidates[0]}, the only frontend "
+            "that routes to servers"
         )
     for name in candidates:
         shares[name][unattributed] = profile.weight[unattributed] / len(candidates)
@@ -228,13 +255,21 @@ def frontend_weights(
     return shares
 
 
-def route(frontends: Sequence[Frontend], profile: TrafficProfile) -> RoutingResult:
-    """Route every row of *profile* through *frontends*; first matching rule wins."""
+def route(
+    frontends: Sequence[Frontend],
+    profile: TrafficProfile,
+    serving_pools: frozenset[str] | None = None,
+) -> RoutingResult:
+    """Route every row of *profile* through *frontends*; first matching rule wins.
+
+    *serving_pools* names the pools that have servers; rows without a frontend go only to
+    frontends that can reach one of them.
+    """
     result = RoutingResult()
     total = profile.total
     evaluator = ConditionEvaluator(profile)
 
-    split = frontend_weights(frontends, profile, result)
+    split = frontend_weights(frontends, profile, result, serving_pools)
     for frontend in frontends:
         weights = split[frontend.name]
         frontend_total = float(weights.sum())
