@@ -183,13 +183,18 @@ class WatchDaemon:
             return
 
         old = self.config
-        self.config = config
-        self.profile = profile
         assert self.history is not None and self.outbox is not None
         if config.db != old.db:
+            try:
+                history = History(config.db)
+            except LbguardError as error:
+                logger.error("reload failed, keeping the running configuration: %s", error)
+                return
             self.history.close()
-            self.history = History(config.db)
-            self.outbox.history = self.history
+            self.history = history
+            self.outbox.history = history
+        self.config = config
+        self.profile = profile
         self.outbox.sinks = {sink.name: sink for sink in config.sinks}
         self.outbox.backoff = config.backoff
         self.metrics.instance = config.instance
