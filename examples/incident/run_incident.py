@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import ipaddress
+import itertools
 import json
 import random
 import re
@@ -34,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -54,7 +56,7 @@ SYSLOG_PORT = 15140
 FRONTEND_PORT = 18080
 
 # Pool → (server name → port, behaviour). All pools run the same application build, so
-# every server answers every path; the pools differ in size, speed and maxconn.
+# every server serves every path; the pools differ in size, speed and maxconn.
 POOLS: dict[str, tuple[dict[str, int], BackendSpec]] = {
     "be_web": ({f"web{i}": 19100 + i for i in range(1, 7)}, BackendSpec("", latency=0.025)),
     "be_api": ({f"api{i}": 19200 + i for i in range(1, 7)}, BackendSpec("", latency=0.020)),
@@ -137,6 +139,10 @@ IPV6_SHARE = 0.25
 """Fraction of a region's clients that connect over IPv6 (when it has an IPv6 network)."""
 
 
+Summary = dict[str, Any]
+"""A JSON object of timeline.json."""
+
+
 @dataclass(frozen=True)
 class Phase:
     name: str
@@ -196,16 +202,14 @@ class Mix:
             method=method, host=host, path=path, query=query, client_ip=client, label=region
         )
 
-    def profile(self, requests: int) -> dict[str, object]:
+    def profile(self, requests: int) -> Summary:
         """Return the mix as an lbguard traffic profile: request shapes and clients.
 
         The profile has the same per-shape and per-region fractions as the replay; it
         drops the correlation between region and shape, which routing does not use.
         """
-        shape_weights: Counter[Shape] = Counter()
-        region_totals: Counter[str] = Counter()
-        for region, (share, families) in REGIONS.items():
-            region_totals[region] = share
+        shape_weights: dict[Shape, float] = defaultdict(float)
+        for share, families in REGIONS.values():
             family_total = sum(families.values())
             for family, family_weight in families.items():
                 shapes = FAMILIES[family]
@@ -221,7 +225,7 @@ class Mix:
         ]  # fmt: skip
         networks = load_regions(HERE / "regions.csv")
         clients = []
-        for region, share in region_totals.items():
+        for region, (share, _) in REGIONS.items():
             region_clients = [ipaddress.ip_address(c) for c in self.clients[region]]
             for network in networks[region]:
                 count = sum(1 for address in region_clients if address in network)
@@ -264,7 +268,7 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def summarize(results: Sequence[Result]) -> dict[str, object]:
+def summarize(results: Sequence[Result]) -> Summary:
     """Summarize client-side results: statuses, error rate, latency, regions, servers."""
     statuses = Counter(r.status for r in results)
     errors = sum(count for status, count in statuses.items() if status >= 500 or status == 0)
@@ -295,7 +299,7 @@ def summarize(results: Sequence[Result]) -> dict[str, object]:
     }
 
 
-def summarize_log(lines: Sequence[str], start: float, end: float) -> dict[str, object]:
+def summarize_log(lines: Sequence[str], start: float, end: float) -> Summary:
     """Summarize the log lines whose request date falls in [start, end)."""
     servers: Counter[str] = Counter()
     terminations: Counter[str] = Counter()
@@ -333,106 +337,151 @@ def iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).astimezone().isoformat(timespec="milliseconds")
 
 
-def print_phase(name: str, summary: dict[str, object], log: dict[str, object]) -> None:
+def print_phase(name: str, summary: Summary, log: Summary) -> None:
     latency = summary["latency_ms"]
-    assert isinstance(latency, dict)
     print(
         f"\n== {name}: {summary['requests']} requests, "
-        f"5xx {summary['errors_5xx']} ({100 * float(summary['error_rate']):.1f} %), "  # type: ignore[arg-type]
+        f"5xx {summary['errors_5xx']} ({100 * summary['error_rate']:.1f} %), "
         f"latency p50 {latency['p50']} ms p99 {latency['p99']} ms"
     )
-    shares = log["share_by_server"]
-    lines = log["lines_by_server"]
-    assert isinstance(shares, dict) and isinstance(lines, dict)
-    for key in sorted(lines):
-        print(f"   {key:<22} {lines[key]:>6}  {100 * shares[key]:5.1f} %")
+    for key, lines in log["lines_by_server"].items():
+        print(f"   {key:<22} {lines:>6}  {100 * log['share_by_server'][key]:5.1f} %")
     print(f"   termination states: {log['termination_states']}")
     print(f"   5xx rate by region: {summary['error_rate_by_region']}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rate", type=float, default=120.0, help="requests per second")
-    parser.add_argument("--baseline", type=float, default=40.0, help="baseline seconds")
-    parser.add_argument("--incident", type=float, default=100.0, help="incident seconds")
-    parser.add_argument("--recovery", type=float, default=40.0, help="recovery seconds")
-    parser.add_argument("--seed", type=int, default=2200, help="seed of the request mix")
-    parser.add_argument("--out", type=Path, default=HERE, help="output directory")
-    args = parser.parse_args()
+@dataclass
+class Replay:
+    """What one replay produced: client results and the reload times."""
 
-    phases = [
-        Phase("baseline", "haproxy-good.cfg", args.baseline),
-        Phase("incident", "haproxy-bad.cfg", args.incident),
-        Phase("recovery", "haproxy-fixed.cfg", args.recovery),
-    ]
+    results: list[Result]
+    reloads: list[Summary]
+    started: float
+    finished: float
+
+
+def replay(phases: Sequence[Phase], mix: Mix, rate: float, seed: int, log_path: Path) -> Replay:
+    """Send the whole mix in one stream and hot-reload HAProxy at each phase boundary."""
     total_seconds = sum(p.duration for p in phases)
-    total_requests = int(args.rate * total_seconds)
-    mix = Mix(HERE / "regions.csv", args.seed)
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    log_path = args.out / "haproxy.log"
-    log_path.unlink(missing_ok=True)
-    (args.out / "traffic.yaml").write_text(
-        yaml.safe_dump(mix.profile(total_requests), sort_keys=False, width=99)
-    )
-
+    total_requests = int(rate * total_seconds)
     generator = TrafficGenerator(
-        FRONTEND_PORT, mix, requests=total_requests, concurrency=400, seed=args.seed,
-        rate=args.rate, max_duration=total_seconds + 5, timeout=15,
+        FRONTEND_PORT, mix, requests=total_requests, concurrency=400, seed=seed,
+        rate=rate, max_duration=total_seconds + 5, timeout=15,
     )  # fmt: skip
     results: list[Result] = []
-    reloads: list[dict[str, object]] = []
+    reloads: list[Summary] = []
 
     with SyslogReceiver(log_path, port=SYSLOG_PORT) as syslog, start_backends() as backends:
         with HAProxyProcess(HERE / phases[0].config) as haproxy:
             print(
                 f"haproxy pid {haproxy.pid} on 127.0.0.1:{FRONTEND_PORT}, "
                 f"{len(list(backends))} backends, {total_requests} requests "
-                f"at {args.rate:g}/s over {total_seconds:g} s"
+                f"at {rate:g}/s over {total_seconds:g} s"
             )
             sender = threading.Thread(target=lambda: results.extend(generator.run()))
             started = time.time()
             sender.start()
+
             boundary = started
-            for phase in phases[1:]:
-                boundary += phases[phases.index(phase) - 1].duration
+            for previous, phase in itertools.pairwise(phases):
+                boundary += previous.duration
                 time.sleep(max(0.0, boundary - time.time()))
                 reloaded_at = time.time()
                 haproxy.reload(HERE / phase.config, timeout=30)
-                reloads.append(
-                    {
-                        "at": iso(reloaded_at),
-                        "epoch": round(reloaded_at, 3),
-                        "config": phase.config,
-                        "workers_replaced_at": iso(time.time()),
-                    }
-                )
+                reloads.append({
+                    "at": iso(reloaded_at), "epoch": round(reloaded_at, 3),
+                    "config": phase.config, "workers_replaced_at": iso(time.time()),
+                })  # fmt: skip
                 print(f"{iso(reloaded_at)} reloaded {phase.config}")
+
             sender.join(timeout=total_seconds + 60)
             finished = time.time()
         syslog.wait_idle(quiet=1.0)
 
-    log_lines = log_path.read_text().splitlines()
-    edges = [started, *(float(r["epoch"]) for r in reloads), finished + 1]  # type: ignore[arg-type]
-    phase_records = []
+    return Replay(results, reloads, started, finished)
+
+
+def summarize_phases(phases: Sequence[Phase], run: Replay, log_lines: list[str]) -> list[Summary]:
+    """Split the run at the reload times and summarize each phase from both sides."""
+    edges = [run.started, *(float(r["epoch"]) for r in run.reloads), run.finished + 1]
+    records = []
     for index, phase in enumerate(phases):
         start, end = edges[index], edges[index + 1]
-        in_phase = [r for r in results if start <= r.started_at < end]
+        in_phase = [r for r in run.results if start <= r.started_at < end]
         summary = summarize(in_phase)
         log_summary = summarize_log(log_lines, start, end)
         print_phase(phase.name, summary, log_summary)
-        phase_records.append({
+        records.append({
             "name": phase.name, "config": phase.config,
-            "start": iso(start), "end": iso(min(end, finished)),
-            "start_epoch": round(start, 3), "end_epoch": round(min(end, finished), 3),
+            "start": iso(start), "end": iso(min(end, run.finished)),
+            "start_epoch": round(start, 3), "end_epoch": round(min(end, run.finished), 3),
             "client": summary, "log": log_summary,
         })  # fmt: skip
+    return records
 
+
+def bad_rule() -> Summary:
+    """Locate the wrong ACL and the rule that uses it in haproxy-bad.cfg."""
     bad = HERE / "haproxy-bad.cfg"
     acl_line, acl_text = find_line(bad, r"acl path_search")
     use_line, use_text = find_line(bad, r"use_backend be_search")
+    return {
+        "file": bad.name, "line": acl_line, "text": acl_text,
+        "use_backend_line": use_line, "use_backend_text": use_text,
+        "backend": "be_search",
+        "why": "the optional group (search|suggest)? lets the regex match every "
+               "/api/v<N>/ path, so all API requests reach be_search",
+        "fixed_in": "haproxy-fixed.cfg",
+    }  # fmt: skip
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=120.0, help="requests per second")
+    parser.add_argument(
+        "--baseline", type=float, default=40.0, help="length of the baseline phase, seconds"
+    )
+    parser.add_argument(
+        "--incident", type=float, default=100.0, help="length of the incident phase, seconds"
+    )
+    parser.add_argument(
+        "--recovery", type=float, default=40.0, help="length of the recovery phase, seconds"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=2200, help="seed of the client addresses and the request draw"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=HERE,
+        help="directory for haproxy.log, timeline.json and traffic.yaml",
+    )
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    phases = [
+        Phase("baseline", "haproxy-good.cfg", args.baseline),
+        Phase("incident", "haproxy-bad.cfg", args.incident),
+        Phase("recovery", "haproxy-fixed.cfg", args.recovery),
+    ]
+    mix = Mix(HERE / "regions.csv", args.seed)
+    total_requests = int(args.rate * sum(p.duration for p in phases))
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    log_path = args.out / "haproxy.log"
+    log_path.unlink(missing_ok=True)
+    profile = yaml.safe_dump(mix.profile(total_requests), sort_keys=False, width=99)
+    (args.out / "traffic.yaml").write_text(profile)
+
+    run = replay(phases, mix, args.rate, args.seed, log_path)
+
+    log_lines = log_path.read_text().splitlines()
+    records = summarize_phases(phases, run, log_lines)
+    incident_errors = records[1]["client"]["error_rate_by_region"]
     timeline = {
-        "log": "haproxy.log",
+        "log": log_path.name,
         "log_format": "rsyslog RFC 3164 prefix + HAProxy 2.6 option httplog, "
                       "captured request headers {Host|X-Forwarded-For}",
         "syslog_host": "lb1",
@@ -441,21 +490,15 @@ def main() -> None:
         "traffic_profile": "traffic.yaml",
         "rate_per_second": args.rate,
         "seed": args.seed,
-        "requests_sent": len(results),
+        "requests_sent": len(run.results),
         "log_lines": len(log_lines),
-        "phases": phase_records,
-        "reloads": reloads,
-        "bad_rule": {
-            "file": "haproxy-bad.cfg", "line": acl_line, "text": acl_text,
-            "use_backend_line": use_line, "use_backend_text": use_text,
-            "backend": "be_search",
-            "why": "the optional group (search|suggest)? lets the regex match every "
-                   "/api/v<N>/ path, so all API requests reach be_search",
-            "fixed_in": "haproxy-fixed.cfg",
-        },
-        "overloaded_servers": ["be_search/search1", "be_search/search2"],
+        "phases": records,
+        "reloads": run.reloads,
+        "bad_rule": bad_rule(),
+        "overloaded_servers": [f"be_search/{name}" for name in POOLS["be_search"][0]],
         "starved_servers": [f"be_api/{name}" for name in POOLS["be_api"][0]],
-        "most_affected_regions": ["ap-south", "sa-east"],
+        "most_affected_regions": sorted(incident_errors, key=incident_errors.get,
+                                        reverse=True)[:2],
     }  # fmt: skip
     (args.out / "timeline.json").write_text(json.dumps(timeline, indent=2) + "\n")
     print(f"\nwrote {log_path} ({len(log_lines)} lines) and {args.out / 'timeline.json'}")
