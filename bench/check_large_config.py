@@ -1,7 +1,8 @@
 """Time ``lbguard check`` end to end on a large synthetic HAProxy configuration.
 
-The configuration has BACKENDS backends of SERVERS_PER_BACKEND servers each, and one
-frontend that routes to every backend with its own ``path_beg`` ACL. The traffic profile
+The configuration has N backends of M servers each, and one frontend that routes to every
+backend with its own ``path_beg`` ACL; one shadowed rule and one weight typo are planted so
+that the run reports findings. The traffic profile
 sends one path to each backend. Each run is a separate ``lbguard`` process, measured by
 wall-clock time and by the peak resident set size that ``os.wait4`` reports for it.
 
@@ -42,13 +43,17 @@ def write_config(path: Path, backends: int, servers: int) -> None:
     ]
     lines += [f"    acl is_svc{i} path_beg /svc{i}/" for i in range(backends)]
     lines += [f"    use_backend be_svc{i} if is_svc{i}" for i in range(backends)]
+    # Planted: a rule that the earlier is_svc1 rule shadows (LB101).
+    lines.append("    use_backend be_svc0 if { path_beg /svc1/admin }")
     lines.append("    default_backend be_svc0")
 
     port = 10000
     for i in range(backends):
         lines += ["", f"backend be_svc{i}", "    balance roundrobin"]
         for j in range(servers):
-            lines.append(f"    server s{j} 127.0.0.1:{port} check weight {1 + j % 2}")
+            # Planted: one weight typo (LB201) in the last backend.
+            weight = 100 if (i, j) == (backends - 1, 0) else 10 + 10 * (j % 2)
+            lines.append(f"    server s{j} 127.0.0.1:{port} check weight {weight}")
             port = port + 1 if port < 65000 else 10000
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 

@@ -6,11 +6,11 @@ and is placed as plain `Text`, so it can neither move the cursor nor inject rich
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import TextIO
 
 from rich.console import Console, Group
-from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -40,7 +40,7 @@ def render_text(report: CheckReport, stream: TextIO, options: RenderOptions) -> 
     console.print(_routes(report.prediction.rules, options.limit, only_file))
     console.print(_pools(report.prediction.pools, options.limit, only_file))
     console.print(_servers(report.prediction.pools, options.limit, only_file))
-    console.print(_findings(report, sources))
+    console.print(_findings(report, sources, console.width))
     console.print(_diagnostics(report))
     console.print(_unevaluated(report))
     console.print(_assumptions(report))
@@ -213,17 +213,30 @@ def _servers(pools: Sequence[PoolShare], limit: int, only_file: str | None) -> G
     return Group(*parts)
 
 
-def _findings(report: CheckReport, sources: SourceLines) -> Group:
+def _findings(report: CheckReport, sources: SourceLines, width: int) -> Group:
     rules = {rule.id: rule for rule in report.rules}
-    parts: list[Text | Padding] = [_heading(f"Findings ({len(report.findings)})")]
+    parts: list[Text] = [_heading(f"Findings ({len(report.findings)})")]
     if not report.findings:
         parts.append(Text("no findings", style="green"))
     for finding in report.findings:
-        parts.extend(_finding(finding, rules.get(finding.rule_id), sources))
+        parts.extend(_finding(finding, rules.get(finding.rule_id), sources, width))
     return Group(*parts)
 
 
-def _finding(finding: Finding, rule: Rule | None, sources: SourceLines) -> list[Text | Padding]:
+def _indented(text: str, width: int) -> Text:
+    """Wrap prose two spaces in, without the trailing padding rich adds to wrapped lines."""
+    return Text(
+        textwrap.fill(
+            text,
+            width=max(width, 40),
+            initial_indent="  ",
+            subsequent_indent="  ",
+            break_on_hyphens=False,
+        )
+    )
+
+
+def _finding(finding: Finding, rule: Rule | None, sources: SourceLines, width: int) -> list[Text]:
     title = Text()
     title.append(f"{finding.severity.upper():<7}", style=SEVERITY_STYLES[finding.severity])
     title.append(f" {finding.rule_id}", style="bold")
@@ -231,20 +244,18 @@ def _finding(finding: Finding, rule: Rule | None, sources: SourceLines) -> list[
         title.append(f" {rule.name}")
     title.append(f"  {_where(finding.location)}")
 
-    lines: list[Text | Padding] = [
-        title,
-        Padding(Text(clean(finding.reason)), (0, 0, 0, 2), expand=False),
-    ]
-    width = max((len(_where(loc)) for loc in finding.locations[:MAX_LOCATIONS_SHOWN]), default=0)
-    for location in finding.locations[:MAX_LOCATIONS_SHOWN]:
+    lines = [title, _indented(clean(finding.reason), width)]
+    shown = finding.locations[:MAX_LOCATIONS_SHOWN]
+    column = max((len(_where(location)) for location in shown), default=0)
+    for location in shown:
         source = sources.line(location)
         quoted = clean(source.strip()) if source is not None else "(line not readable)"
-        lines.append(Text(f"    {_where(location):<{width}} | {quoted}", style="dim"))
+        lines.append(Text(f"    {_where(location):<{column}} | {quoted}", style="dim"))
     if len(finding.locations) > MAX_LOCATIONS_SHOWN:
         hidden = len(finding.locations) - MAX_LOCATIONS_SHOWN
         lines.append(Text(f"    ... {hidden} more lines", style="dim"))
     if rule is not None:
-        lines.append(Padding(Text(f"fix: {rule.fix_hint}"), (0, 0, 0, 2), expand=False))
+        lines.append(_indented(f"fix: {rule.fix_hint}", width))
     return lines
 
 
