@@ -161,7 +161,7 @@ def test_text_report_on_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "83.3 %" in out
     assert "server web3 127.0.0.1:9003 check weight 100" in out
     assert "be_web/web3" in out
-    assert err.startswith("lbguard: 1 finding (0 error, 1 warning, 0 info)")
+    assert err.startswith("lbguard: 1 finding (0 errors, 1 warning, 0 info)")
 
 
 def test_text_report_escapes_control_characters(

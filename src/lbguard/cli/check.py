@@ -21,7 +21,7 @@ from lbguard.checks import RULES, CheckContext, resolve_options, run_checks
 from lbguard.cli.main import ExitCode
 from lbguard.errors import LbguardError
 from lbguard.model import LoadBalancer, Product, Severity
-from lbguard.parsers import load_config
+from lbguard.parsers import PARSERS, load_config
 from lbguard.predict import predict
 from lbguard.predict.result import Prediction
 from lbguard.report import RENDERERS, CheckReport, RenderOptions
@@ -47,7 +47,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("config", nargs="+", metavar="CONFIG", help="configuration files")
     parser.add_argument(
         "--product",
-        choices=[product.value for product in Product],
+        choices=[product.value for product in PARSERS],
         help="product that reads the configuration (default: detected from the content)",
     )
     parser.add_argument(
@@ -202,10 +202,17 @@ def _summary(report: CheckReport, output: str | None) -> str:
     """Return the one-line summary printed on stderr."""
     total = len(report.findings)
     counts = ", ".join(
-        f"{report.count(level)} {level}" for level in sorted(Severity, key=lambda s: -s.rank)
+        _plural(report.count(level), str(level))
+        for level in sorted(Severity, key=lambda s: -s.rank)
     )
-    text = f"lbguard: {total} finding{'' if total == 1 else 's'} ({counts})"
+    text = f"lbguard: {_plural(total, 'finding')} ({counts})"
     text += f"; {len(report.failing)} at or above --fail-on {report.fail_on}"
     if output:
         text += f"; report written to {output}"
     return text
+
+
+def _plural(count: int, noun: str) -> str:
+    if count == 1 or noun == "info":
+        return f"{count} {noun}"
+    return f"{count} {noun}s"
