@@ -15,9 +15,9 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from typing import Self
 
-from lbguard.lab.cleanup import register, unregister
+from lbguard.lab.cleanup import LabResource, register, unregister
 from lbguard.lab.errors import LabError
 
 logger = logging.getLogger(__name__)
@@ -104,6 +104,9 @@ class _BackendHTTPServer(ThreadingHTTPServer):
 
 class _BackendHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body are written separately: without TCP_NODELAY, Nagle and delayed ACKs
+    # hold every keep-alive response for about 40 ms.
+    disable_nagle_algorithm = True
     server_version = "lbguard-lab-backend"
     timeout = 30
     server: _BackendHTTPServer
@@ -174,7 +177,7 @@ class _BackendHandler(BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _serve  # noqa: N815
 
 
-class Backends:
+class Backends(LabResource):
     """A pool of backend servers on 127.0.0.1, started and stopped together.
 
     Use as a context manager; `stop` is idempotent and also runs at interpreter exit.
@@ -208,7 +211,7 @@ class Backends:
         specs = [replace(base, name=f"{prefix}{i}", port=0) for i in range(1, count + 1)]
         return cls(specs, record=record)
 
-    def start(self) -> Backends:
+    def start(self) -> Self:
         """Bind and start every server; raise `LabError` naming a port already in use.
 
         Calling it on a started pool does nothing.
@@ -249,16 +252,6 @@ class Backends:
         self._threads.clear()
         unregister(self)
 
-    def __enter__(self) -> Backends:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def port(self, name: str) -> int:
         """Return the port server `name` listens on."""

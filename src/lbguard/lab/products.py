@@ -19,10 +19,9 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import ClassVar, Self
 
-from lbguard.lab.cleanup import register, unregister
+from lbguard.lab.cleanup import LabResource, register, unregister
 from lbguard.lab.errors import LabError
 from lbguard.lab.loopback import check_haproxy, check_nginx
 
@@ -81,7 +80,7 @@ def child_pids(pid: int) -> set[int]:
     return children
 
 
-class ProductProcess:
+class ProductProcess(LabResource):
     """A load-balancer binary running one config; see HAProxyProcess and NginxProcess."""
 
     product: ClassVar[str] = ""
@@ -277,22 +276,14 @@ class ProductProcess:
         self.stop()
         raise LabError(f"{self.product} exited with code {code} during {action}:\n{output}")
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class HAProxyProcess(ProductProcess):
     """HAProxy in master-worker mode (``-W -db``); reload is SIGUSR2 to the master.
 
-    The config must bind, connect and log to loopback addresses only.
+    The config must bind, connect and log to loopback addresses only. `start` probes each
+    bind port with a connection that sends nothing, which HAProxy logs as a 400
+    ``<BADREQ>`` line unless the frontend sets ``option dontlognull``.
     """
 
     product = "haproxy"

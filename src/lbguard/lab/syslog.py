@@ -14,10 +14,9 @@ import socket
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
-from lbguard.lab.cleanup import register, unregister
+from lbguard.lab.cleanup import LabResource, register, unregister
 from lbguard.lab.errors import LabError
 
 logger = logging.getLogger(__name__)
@@ -32,7 +31,7 @@ _HEADER = re.compile(
 )
 
 
-class SyslogReceiver:
+class SyslogReceiver(LabResource):
     """Receive syslog datagrams on 127.0.0.1 and append them to `path`, one per line.
 
     Use as a context manager. `address` is the ``127.0.0.1:<port>`` to give HAProxy in
@@ -133,13 +132,3 @@ class SyslogReceiver:
             self._socket = None
         unregister(self)
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
