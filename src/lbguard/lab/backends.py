@@ -1,6 +1,6 @@
-"""Backend HTTP servers on 127.0.0.1 that report which server answered.
+"""Backend HTTP servers on 127.0.0.1 that name themselves in every response.
 
-Every server runs a `ThreadingHTTPServer` in a thread of the calling process. It answers
+Every server runs a `ThreadingHTTPServer` in a thread of the calling process. It responds to
 each request with the header ``X-Server: <name>`` and a one-line body naming the server,
 counts requests, can record what it received (so that a test knows each request's hash
 key), adds a configurable latency and limits how many requests it serves at once.
@@ -50,7 +50,7 @@ class BackendSpec:
     """Requests served at once; 0 means no limit."""
 
     reject_when_busy: bool = False
-    """When `max_concurrency` is reached: answer 503 at once if true, else wait for a slot."""
+    """When `max_concurrency` is reached: respond 503 at once if true, else wait for a slot."""
 
     status: int = 200
     """Status of normal responses."""
@@ -75,7 +75,7 @@ class RecordedRequest:
     """Wall-clock time, seconds since the epoch."""
 
     status: int
-    """Status the server answered with."""
+    """Status of the server's response."""
 
     def header(self, name: str) -> str | None:
         """Return the first value of header `name` (case-insensitive), or None."""
@@ -192,7 +192,7 @@ class Backends(LabResource):
 
         self.record_requests = record
         self.counts: Counter[str] = Counter()
-        """Requests answered per server name."""
+        """Requests served per server name."""
 
         self.requests: list[RecordedRequest] = []
         """Requests received, in arrival order, when `record` is true."""
@@ -251,7 +251,6 @@ class Backends(LabResource):
         self._servers.clear()
         self._threads.clear()
         unregister(self)
-
 
     def port(self, name: str) -> int:
         """Return the port server `name` listens on."""

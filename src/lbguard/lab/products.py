@@ -2,8 +2,8 @@
 
 Each process runs in the foreground as a child of the caller, in a session of its own,
 with its config written to its work directory. `start` returns once every listening port
-accepts connections; `reload` checks the new config with the product's own check mode,
-hot-reloads it and waits until the old workers have exited; `stop` ends the whole process
+accepts connections. `reload` checks the new config with the product's own check mode,
+hot-reloads it and waits until the old workers have exited. `stop` ends the whole process
 group. Processes still running at interpreter exit are stopped.
 """
 
@@ -275,7 +275,6 @@ class ProductProcess(LabResource):
         output = self.stderr_text().strip()[-2000:]
         self.stop()
         raise LabError(f"{self.product} exited with code {code} during {action}:\n{output}")
-
 
 
 class HAProxyProcess(ProductProcess):

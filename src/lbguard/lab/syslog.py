@@ -131,4 +131,3 @@ class SyslogReceiver(LabResource):
             self._socket.close()
             self._socket = None
         unregister(self)
-
