@@ -92,9 +92,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 GC_THRESHOLD = (200_000, 50, 100)
-"""Collector thresholds for a check run. The run allocates millions of small objects
-that live until it ends; with the default first threshold (700 allocations) the collector
-rescans the whole model hundreds of times, which tripled the JSON rendering time of a
+"""Collector thresholds for a check run. A run allocates millions of small objects that
+live until it ends. With the default first threshold of 700 allocations the collector
+rescans the whole model hundreds of times, which tripled the JSON rendering time of the
 50,000-server configuration in bench/check_large_config.py."""
 
 

@@ -25,8 +25,8 @@ JsonObject = dict[str, Any]
 def render_json(report: CheckReport, stream: TextIO, options: RenderOptions) -> None:
     """Write the report as one JSON document on one line, followed by a newline.
 
-    The output is compact because only then does the standard library use its C encoder,
-    about five times faster on a report of 50,000 servers; ``jq .`` indents it.
+    The standard library uses its C encoder only for compact output, which made a report
+    of 50,000 servers about four times faster to write. ``jq .`` indents it for reading.
     """
     text = json.dumps(report_document(report), ensure_ascii=False, allow_nan=False)
     stream.write(text)

@@ -85,9 +85,9 @@ def _heading(title: str) -> Text:
     return Text(f"\n{title}", style="bold")
 
 
-def _more(hidden: int, what: str) -> Text:
+def _more(hidden: int, noun: str) -> Text:
     return Text(
-        f"... {hidden:,} more {what}; --limit 0 shows all, --format json lists every one.",
+        f"... {hidden:,} more {noun}; --limit 0 shows all, --format json lists every one.",
         style="dim",
     )
 
