@@ -62,6 +62,7 @@ def _rule_shares(context: CheckContext) -> dict[tuple[str, int], RuleShare]:
 
 def check_unreachable_rules(context: CheckContext, options: Options) -> Iterator[Finding]:
     shares = _rule_shares(context)
+    evaluator = ConditionEvaluator(context.profile) if context.profile is not None else None
     for frontend in context.lb.frontends:
         index = ShadowIndex(http=frontend.mode is Mode.HTTP)
         for position, rule in enumerate(frontend.rules):
@@ -73,7 +74,7 @@ def check_unreachable_rules(context: CheckContext, options: Options) -> Iterator
                 earlier = [frontend.rules[i] for i in covering]
                 yield _static_shadow(frontend, position, earlier, share)
             elif share is not None and _shadowed_on_profile(share):
-                yield _profile_shadow(context, frontend, position, share)
+                yield _profile_shadow(evaluator, frontend, position, share)
 
 
 def _shadowed_on_profile(share: RuleShare) -> bool:
@@ -124,10 +125,10 @@ def _static_shadow(
 
 
 def _profile_shadow(
-    context: CheckContext, frontend: Frontend, position: int, share: RuleShare
+    evaluator: ConditionEvaluator | None, frontend: Frontend, position: int, share: RuleShare
 ) -> Finding:
     rule = frontend.rules[position]
-    earlier = _rules_taking_traffic(context, frontend, position)
+    earlier = _rules_taking_traffic(evaluator, frontend, position) if evaluator else []
     could_match = share.could_match or 0.0
     if earlier:
         lines = join_names([str(other.location.line) for other in earlier], limit=10)
@@ -151,14 +152,11 @@ def _profile_shadow(
 
 
 def _rules_taking_traffic(
-    context: CheckContext, frontend: Frontend, position: int
+    evaluator: ConditionEvaluator, frontend: Frontend, position: int
 ) -> list[RoutingRule]:
     """Return the earlier rules that match some profile request the rule at ``position``
-    matches."""
-    if context.profile is None:
-        return []
-    evaluator = ConditionEvaluator(context.profile)
-    present = context.profile.weight > 0
+    matches. The evaluator caches each matcher, so repeated calls stay cheap."""
+    present = evaluator.profile.weight > 0
     rows = evaluator.evaluate(_condition(frontend.rules[position])).true & present
 
     takers: list[RoutingRule] = []
