@@ -70,7 +70,7 @@ class Receipt:
 @dataclass
 class WebhookReceiver:
     """A webhook endpoint on 127.0.0.1 that drops repeats by Idempotency-Key, can be taken
-    down and brought back on the same port, and can hold requests before answering."""
+    down and brought back on the same port, and can delay its responses."""
 
     port: int
     receipts: list[Receipt] = field(default_factory=list)
@@ -154,8 +154,6 @@ def watch_toml(
     watch: dict[str, Any] | None = None,
     thresholds: dict[str, Any] | None = None,
     metrics: str = "",
-    top: dict[str, Any] | None = None,
-    name: str = "watch.toml",
 ) -> Path:
     """Write a watch configuration for tests: fast debounce and retries, no scheduled
     audits, no finding alerts and no metrics endpoint unless given."""
@@ -164,9 +162,9 @@ def watch_toml(
         "configs": configs,
         "product": "haproxy",
         "db": tmp_path / "history.db",
-        **(top or {}),
     }
     text = "\n".join(f"{key} = {_toml_value(value)}" for key, value in head.items()) + "\n\n"
+
     text += _toml_table("metrics", {"listen": metrics}) + "\n"
     text += _toml_table(
         "watch",
@@ -184,7 +182,8 @@ def watch_toml(
     )
     text += "\n" + _toml_table("outbox", {"initial_delay": 0.2, "max_delay": 0.5})
     text += sinks
-    path = tmp_path / name
+
+    path = tmp_path / "watch.toml"
     path.write_text(text)
     return path
 

@@ -166,8 +166,8 @@ def test_kill_mid_send_delivers_once(
     processes.append(first)
     first.wait_log("recorded first snapshot")
 
-    # The receiver reads the delivery and holds its response; the daemon is killed while
-    # it waits for the answer, so the outbox never records the delivery as sent.
+    # The receiver reads the delivery and delays its response. The daemon is killed while
+    # it waits for the response, so the outbox never records the delivery as sent.
     receiver.holding = True
     config_file.write_text(haproxy_config(w3=100))
     assert receiver.received.wait(15)

@@ -1,11 +1,11 @@
 """Alerts: what a configuration change or an audit fires and resolves.
 
 Two kinds of alert exist. ``LbguardShareShift`` fires once per pool when a change moves a
-server's predicted share by at least the threshold, and resolves when every server of that
-pool is back within the threshold of the shares before the change (a revert), or when the
-alert's time to live ends (the change was meant). ``LbguardFinding`` fires for an audit
-finding at or above the configured severity and resolves when an audit no longer reports
-it. Alerts are identified by a fingerprint of their labels, as Alertmanager does.
+server's predicted share by at least the threshold. It resolves when every server of that
+pool is back within the threshold of its share before the change (a revert), or when the
+alert's time to live ends because the change was intended. ``LbguardFinding`` fires for an
+audit finding at or above the configured severity, and resolves when an audit no longer
+reports it. Alerts are identified by a fingerprint of their labels, as in Alertmanager.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ WATCH_METHODS = ("auto", "inotify", "poll")
 
 @dataclass(frozen=True)
 class WatchSettings:
-    """How configuration changes are noticed."""
+    """Settings for noticing configuration changes."""
 
     method: str = "auto"
     """``auto`` (inotify, polling when inotify cannot start), ``inotify`` or ``poll``."""
@@ -41,7 +41,7 @@ class WatchSettings:
     """Seconds without a new event before a burst of events is processed."""
 
     max_delay: float = 3.0
-    """Longest wait in seconds, from the first event of a burst, before processing."""
+    """Maximum wait in seconds, from the first event of a burst, before processing."""
 
     poll_interval: float = 1.0
     """Seconds between two polls of the file system in ``poll`` mode."""

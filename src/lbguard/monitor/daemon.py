@@ -44,7 +44,8 @@ from lbguard.traffic import TrafficProfile
 logger = logging.getLogger(__name__)
 
 MAX_WAIT = 1.0
-"""Longest sleep of the main loop in seconds, so that deadlines are checked regularly."""
+"""Maximum sleep of the main loop in seconds, so that deadlines are checked at least this
+often."""
 
 REPEAT_LOG_EVERY = 10
 """A repeated read failure is logged as a warning on the first and every Nth attempt."""

@@ -36,7 +36,7 @@ from lbguard.monitor.shares import ShareDelta, ShareTable, share_deltas
 
 
 class ChangeKind(StrEnum):
-    """What happened to an element between the old and the new configuration."""
+    """Kind of change to an element between the old and the new configuration."""
 
     ADDED = "added"
     REMOVED = "removed"

@@ -162,7 +162,8 @@ class AuditRecord:
     snapshot_id: int
     created_at: float
     trigger: str
-    """``change``, ``schedule`` or ``start``."""
+    """What ran the audit: ``start``, ``change``, ``retry``, ``rescan``, ``reload`` or
+    ``schedule``."""
 
     findings: tuple[dict[str, Any], ...]
 

@@ -32,65 +32,76 @@ class Metrics:
             [*lb, "pool", "server"],
             registry=self.registry,
         )
+
         self.share_of_total = Gauge(
             "lbguard_predicted_share_of_total",
             "Predicted fraction of all profile traffic that a server receives",
             [*lb, "pool", "server"],
             registry=self.registry,
         )
+
         self.imbalance = Gauge(
             "lbguard_pool_imbalance_ratio",
             "Maximum eligible server share over the mean eligible share in a pool",
             [*lb, "pool"],
             registry=self.registry,
         )
+
         self.findings = Gauge(
             "lbguard_findings",
             "Findings of the latest audit by severity",
             [*lb, "severity"],
             registry=self.registry,
         )
+
         self.last_audit = Gauge(
             "lbguard_last_audit_timestamp_seconds",
             "Unix time of the latest completed audit",
             lb,
             registry=self.registry,
         )
+
         self.config_changes = Counter(
             "lbguard_config_changes",
             "Configuration changes detected (new snapshots)",
             lb,
             registry=self.registry,
         )
+
         self.config_errors = Counter(
             "lbguard_config_read_errors",
             "Failed attempts to read or parse the configuration",
             lb,
             registry=self.registry,
         )
+
         self.deliveries = Counter(
             "lbguard_alert_deliveries",
             "Alert deliveries accepted by a sink",
             ["sink"],
             registry=self.registry,
         )
+
         self.delivery_failures = Counter(
             "lbguard_alert_delivery_failures",
             "Failed alert delivery attempts",
             ["sink"],
             registry=self.registry,
         )
+
         self.outbox_pending = Gauge(
             "lbguard_alert_outbox_pending",
             "Alert deliveries waiting in the outbox",
             registry=self.registry,
         )
+
         self.firing = Gauge(
             "lbguard_alerts_firing",
             "Alerts currently firing",
             [*lb, "alertname"],
             registry=self.registry,
         )
+
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 

@@ -35,7 +35,7 @@ class Backoff:
 
     factor: float = 2.0
     maximum: float = 300.0
-    """Longest wait between two attempts, in seconds."""
+    """Maximum wait between two attempts, in seconds."""
 
     max_attempts: int = 50
     """Attempts after which a delivery is given up and marked dead."""

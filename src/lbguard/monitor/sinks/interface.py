@@ -22,7 +22,8 @@ class PermanentSinkError(SinkError):
 
 @dataclass(frozen=True)
 class Routing:
-    """What a sink adds to every alert it sends, so that the right people receive it."""
+    """Labels and links a sink adds to every alert it sends, so that the right people
+    receive it."""
 
     labels: Mapping[str, str] = field(default_factory=dict)
     """Extra labels such as ``team``; an alert's own labels take precedence."""

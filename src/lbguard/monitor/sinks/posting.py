@@ -17,8 +17,11 @@ def post_json(
     headers: Mapping[str, str],
     timeout: float,
 ) -> None:
-    """POST ``payload`` as JSON; raise SinkError on a transport error or a 5xx or 429
-    response, PermanentSinkError on any other non-2xx response."""
+    """POST ``payload`` as JSON.
+
+    Raises SinkError on a transport error or a 5xx, 408 or 429 response, and
+    PermanentSinkError on any other non-2xx response.
+    """
     try:
         # trust_env=False: proxy variables must not redirect alerts to another host.
         with httpx.Client(timeout=timeout, trust_env=False) as client:

@@ -72,7 +72,9 @@ class EmailSink(AlertSink):
                     client.login(self.username, self.password)
                 client.send_message(message)
         except smtplib.SMTPRecipientsRefused as error:
-            raise PermanentSinkError(f"recipients refused: {error.recipients}") from error
+            raise PermanentSinkError(
+                f"SMTP server rejected the recipients: {error.recipients}"
+            ) from error
         except smtplib.SMTPAuthenticationError as error:
             raise PermanentSinkError(f"SMTP authentication failed: {error.smtp_code}") from error
         except (smtplib.SMTPException, OSError) as error:

@@ -1,8 +1,9 @@
 """Generic JSON webhook sink.
 
 The body is one JSON object: ``version``, ``idempotency_key``, ``status``, ``labels``,
-``annotations``, ``startsAt``, ``endsAt`` and ``details``. The ``Idempotency-Key`` header
-repeats the key, so that a receiver can drop a delivery it has already accepted.
+``annotations``, ``startsAt``, ``endsAt``, ``change_id`` and ``details``. The
+``Idempotency-Key`` header repeats the key, so that a receiver can drop a delivery it has
+already accepted.
 """
 
 from __future__ import annotations
