@@ -13,8 +13,9 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+import duckdb
 from rich.console import Console
 
 from lbguard.analysis import AnalysisOptions, LogAnalysis, analyse, load_region_map
@@ -121,6 +122,7 @@ def _logs(args: argparse.Namespace, errors: Console) -> ExitCode:
     field_map = parse_field_map(args.field_map) if args.field_map else None
     load = load_logs(
         args.logs,
+        con=_connect(),
         log_format=args.log_format,
         timezone=args.timezone,
         nginx_log_format=args.nginx_log_format,
@@ -146,6 +148,15 @@ def _logs(args: argparse.Namespace, errors: Console) -> ExitCode:
             hint="check --log-format and the malformed-line samples in the report",
         )
     return ExitCode.FINDINGS if analysis.onset is not None else ExitCode.OK
+
+
+def _connect() -> Any:
+    """Open the in-memory database. DuckDB draws its own progress bar on stdout for long
+    queries, which would corrupt a report written there, so it is turned off."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def _write(analysis: LogAnalysis, fmt: str, output: str | None, options: RenderOptions) -> None:
