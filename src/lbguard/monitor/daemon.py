@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from lbguard.errors import LbguardError
 from lbguard.monitor.alerts import (
     AlertEvent,
+    FiringAlert,
     evaluate_findings,
     evaluate_share_shift,
     expire,
@@ -371,21 +375,8 @@ class WatchDaemon:
                         change_id=snapshot.id,
                         now=now,
                     )
-            events += evaluate_findings(
-                evaluation.findings,
-                firing,
-                config.thresholds,
-                instance=config.instance,
-                change_id=snapshot.id,
-                now=now,
-            )
-            record_events(
-                connection,
-                events,
-                [sink.name for sink in config.sinks],
-                snapshot_id=snapshot.id,
-                now=now,
-            )
+            events += self._finding_events(evaluation.findings, firing, snapshot.id, now)
+            self._queue(connection, events, snapshot.id, now)
 
         if previous is None:
             logger.info("recorded first snapshot %d of the configuration", snapshot.id)
@@ -398,6 +389,32 @@ class WatchDaemon:
         self._log_events(events)
         self.metrics.set_audit(evaluation.findings, now)
         self._update_firing_metric()
+
+    def _finding_events(
+        self,
+        findings: Sequence[Mapping[str, Any]],
+        firing: list[FiringAlert],
+        change_id: int,
+        now: float,
+    ) -> list[AlertEvent]:
+        return evaluate_findings(
+            findings,
+            firing,
+            self.config.thresholds,
+            instance=self.config.instance,
+            change_id=change_id,
+            now=now,
+        )
+
+    def _queue(
+        self,
+        connection: sqlite3.Connection,
+        events: list[AlertEvent],
+        snapshot_id: int | None,
+        now: float,
+    ) -> None:
+        sinks = [sink.name for sink in self.config.sinks]
+        record_events(connection, events, sinks, snapshot_id=snapshot_id, now=now)
 
     def _diff(self, previous: SnapshotRecord, evaluation: Evaluation) -> ConfigDiff | None:
         try:
@@ -422,21 +439,8 @@ class WatchDaemon:
         firing = firing_alerts(self.history, config.instance)
         with self.history.transaction() as connection:
             self.history.add_audit(snapshot.id, trigger, findings, created_at=now)
-            events = evaluate_findings(
-                findings,
-                firing,
-                config.thresholds,
-                instance=config.instance,
-                change_id=snapshot.id,
-                now=now,
-            )
-            record_events(
-                connection,
-                events,
-                [sink.name for sink in config.sinks],
-                snapshot_id=snapshot.id,
-                now=now,
-            )
+            events = self._finding_events(findings, firing, snapshot.id, now)
+            self._queue(connection, events, snapshot.id, now)
         self._log_events(events)
         self.metrics.set_audit(findings, now)
         self._update_firing_metric()
@@ -462,13 +466,7 @@ class WatchDaemon:
         latest = self.history.latest_snapshot(self.config.instance)
         events = expire(firing, change_id=latest.id if latest else 0, now=now)
         with self.history.transaction() as connection:
-            record_events(
-                connection,
-                events,
-                [sink.name for sink in self.config.sinks],
-                snapshot_id=latest.id if latest else None,
-                now=now,
-            )
+            self._queue(connection, events, latest.id if latest else None, now)
         self._log_events(events)
         self._update_firing_metric()
 

@@ -1,100 +1,38 @@
 """Semantic diff of two normalized load balancers, with the impact on predicted shares.
 
 The diff compares models, not text: reformatting, comments and moved lines produce no
-change, while a redefined ACL or a reordered rule does. Rules are matched by their written
-text first, then by condition, then by target, because the first matching rule wins and a
-rule's identity is what it does.
+change, while a redefined ACL or a reordered rule does. Routing rules are compared in
+`lbguard.monitor.diff_rules`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import Any
 
-from lbguard.model import (
-    NO_LOCATION,
-    AllOf,
-    AnyOf,
-    Condition,
-    Constant,
-    Frontend,
-    LoadBalancer,
-    Location,
-    Matcher,
-    Named,
-    Not,
-    Pool,
-    Rule,
-    Unevaluated,
+from lbguard.model import Frontend, LoadBalancer, Location, Pool
+from lbguard.monitor.changes import (
+    Change,
+    ChangeKind,
+    Element,
+    known_location,
+    signature,
 )
-from lbguard.monitor.codec import TYPE_KEY, encode
+from lbguard.monitor.diff_rules import condition_text, diff_rules
 from lbguard.monitor.shares import ShareDelta, ShareTable, share_deltas
 
-
-class ChangeKind(StrEnum):
-    """Kind of change to an element between the old and the new configuration."""
-
-    ADDED = "added"
-    REMOVED = "removed"
-    CHANGED = "changed"
-    REORDERED = "reordered"
-
-
-class Element(StrEnum):
-    """Kind of model element a change concerns."""
-
-    PRODUCT = "product"
-    FRONTEND = "frontend"
-    BIND = "bind"
-    RULE = "rule"
-    ACL = "acl"
-    POOL = "pool"
-    BALANCE = "balance"
-    SERVER = "server"
-    SETTING = "setting"
-
-
-@dataclass(frozen=True)
-class Change:
-    """One semantic change between two configurations."""
-
-    kind: ChangeKind
-    element: Element
-    subject: str
-    """The element's name: ``be_web/web3``, ``fe_main rule 2``, ``fe_main acl is_api``."""
-
-    attribute: str = ""
-    """The changed attribute for CHANGED (``weight``, ``algorithm``, ``action``)."""
-
-    before: str | None = None
-    after: str | None = None
-    old_location: Location = NO_LOCATION
-    new_location: Location = NO_LOCATION
-    detail: str = ""
-    """The element as written, when the subject alone does not identify it (moved rules)."""
-
-    @property
-    def location(self) -> Location:
-        """Where to look: the new line, or the old one for a removal."""
-        if self.new_location.file:
-            return self.new_location
-        return self.old_location
-
-    def describe(self) -> str:
-        """Return the change as one sentence without its location."""
-        name = f"{self.element} {self.subject}"
-        if self.kind is ChangeKind.ADDED:
-            return f"{name} added" + (f": {self.after}" if self.after else "")
-        if self.kind is ChangeKind.REMOVED:
-            return f"{name} removed" + (f": {self.before}" if self.before else "")
-        if self.kind is ChangeKind.REORDERED:
-            written = f" `{self.detail}`" if self.detail else ""
-            return f"{name}{written} moved from {self.before} to {self.after}"
-        return f"{name}: {self.attribute} {self.before} → {self.after}"
+__all__ = [
+    "Change",
+    "ChangeKind",
+    "ConfigDiff",
+    "Element",
+    "condition_text",
+    "diff_configs",
+    "diff_models",
+]
 
 
 @dataclass(frozen=True)
@@ -195,8 +133,8 @@ def _diff_frontend(old: Frontend, new: Frontend) -> list[Change]:
         Element.FRONTEND,
         new.name,
         skip={"name", "binds", "rules", "location", "default_location"},
-        old_location=_known(old.default_location, old.location),
-        new_location=_known(new.default_location, new.location),
+        old_location=known_location(old.default_location, old.location),
+        new_location=known_location(new.default_location, new.location),
     )
 
     old_binds = {_bind_text(bind.address, bind.port): bind for bind in old.binds}
@@ -222,240 +160,13 @@ def _diff_frontend(old: Frontend, new: Frontend) -> list[Change]:
                 )
             )
 
-    changes.extend(_diff_rules(new.name, old.rules, new.rules))
+    changes.extend(diff_rules(new.name, old.rules, new.rules))
     return changes
 
 
 def _bind_text(address: str, port: int | None) -> str:
     host = address or "*"
     return host if port is None else f"{host}:{port}"
-
-
-def _diff_rules(frontend: str, old: Sequence[Rule], new: Sequence[Rule]) -> list[Change]:
-    # Old rule index to new rule index, for rules present on both sides.
-    pairs: dict[int, int] = {}
-    _pair_by(pairs, old, new, _rule_key)
-    text_pairs = dict(pairs)
-    _pair_by(pairs, old, new, lambda rule: _signature(rule.condition))
-    _pair_in_place(pairs, old, new)
-
-    changes: list[Change] = []
-    paired_new = set(pairs.values())
-    for index, rule in enumerate(old):
-        if index not in pairs:
-            changes.append(
-                Change(
-                    ChangeKind.REMOVED,
-                    Element.RULE,
-                    f"{frontend} rule {index + 1}",
-                    before=rule.text,
-                    old_location=rule.location,
-                )
-            )
-    for index, rule in enumerate(new):
-        if index not in paired_new:
-            changes.append(
-                Change(
-                    ChangeKind.ADDED,
-                    Element.RULE,
-                    f"{frontend} rule {index + 1}",
-                    after=rule.text,
-                    new_location=rule.location,
-                )
-            )
-
-    seen_acls: set[str] = set()
-    for old_index, new_index in sorted(pairs.items(), key=lambda pair: pair[1]):
-        before, after = old[old_index], new[new_index]
-        subject = f"{frontend} rule {new_index + 1}"
-        if old_index not in text_pairs:
-            changes.append(
-                Change(
-                    ChangeKind.CHANGED,
-                    Element.RULE,
-                    subject,
-                    "rule",
-                    before.text,
-                    after.text,
-                    before.location,
-                    after.location,
-                )
-            )
-        elif _signature(before.condition) != _signature(after.condition):
-            changes.extend(_diff_named(frontend, before.condition, after.condition, seen_acls))
-            if _shape(before.condition) != _shape(after.condition):
-                changes.append(
-                    Change(
-                        ChangeKind.CHANGED,
-                        Element.RULE,
-                        subject,
-                        "condition",
-                        condition_text(before.condition),
-                        condition_text(after.condition),
-                        before.location,
-                        after.location,
-                    )
-                )
-
-    for old_index in _moved(pairs):
-        new_index = pairs[old_index]
-        changes.append(
-            Change(
-                ChangeKind.REORDERED,
-                Element.RULE,
-                f"{frontend} rule {new_index + 1}",
-                before=f"position {old_index + 1}",
-                after=f"position {new_index + 1}",
-                old_location=old[old_index].location,
-                new_location=new[new_index].location,
-                detail=new[new_index].text,
-            )
-        )
-    return changes
-
-
-def _rule_key(rule: Rule) -> str:
-    if rule.text:
-        return " ".join(rule.text.split())
-    return _signature(rule)
-
-
-def _pair_by(
-    pairs: dict[int, int],
-    old: Sequence[Rule],
-    new: Sequence[Rule],
-    key: Any,
-) -> None:
-    """Pair still unpaired rules with equal keys, in order of appearance."""
-    paired_new = set(pairs.values())
-    waiting: dict[str, list[int]] = {}
-    for index, rule in enumerate(new):
-        if index not in paired_new:
-            waiting.setdefault(key(rule), []).append(index)
-    for index, rule in enumerate(old):
-        if index in pairs:
-            continue
-        candidates = waiting.get(key(rule))
-        if candidates:
-            pairs[index] = candidates.pop(0)
-
-
-def _pair_in_place(pairs: dict[int, int], old: Sequence[Rule], new: Sequence[Rule]) -> None:
-    """Pair still unpaired rules at the same position with the same action: a rule whose
-    condition was edited in place."""
-    paired_new = set(pairs.values())
-    for index in range(min(len(old), len(new))):
-        if index in pairs or index in paired_new:
-            continue
-        if _signature(old[index].action) == _signature(new[index].action):
-            pairs[index] = index
-
-
-def _moved(pairs: Mapping[int, int]) -> list[int]:
-    """Return the old indexes of paired rules outside the longest run kept in order."""
-    ordered = sorted(pairs.items())
-    targets = [new_index for _, new_index in ordered]
-
-    # Longest increasing subsequence by patience sorting, keeping predecessors.
-    tails: list[int] = []
-    tail_positions: list[int] = []
-    previous = [-1] * len(targets)
-    for position, value in enumerate(targets):
-        low, high = 0, len(tails)
-        while low < high:
-            middle = (low + high) // 2
-            if tails[middle] < value:
-                low = middle + 1
-            else:
-                high = middle
-        if low > 0:
-            previous[position] = tail_positions[low - 1]
-        if low == len(tails):
-            tails.append(value)
-            tail_positions.append(position)
-        else:
-            tails[low] = value
-            tail_positions[low] = position
-
-    kept: set[int] = set()
-    position = tail_positions[-1] if tail_positions else -1
-    while position >= 0:
-        kept.add(position)
-        position = previous[position]
-    return [ordered[position][0] for position in range(len(ordered)) if position not in kept]
-
-
-def _diff_named(
-    frontend: str,
-    old: Condition | None,
-    new: Condition | None,
-    seen: set[str],
-) -> list[Change]:
-    """Report named conditions (ACLs) whose definition differs, once per frontend."""
-    old_named = dict(_named_conditions(old))
-    new_named = dict(_named_conditions(new))
-    changes: list[Change] = []
-    for name, after in new_named.items():
-        before = old_named.get(name)
-        if before is None or name in seen:
-            continue
-        seen.add(name)
-        if _signature(before.condition) == _signature(after.condition):
-            continue
-        changes.append(
-            Change(
-                ChangeKind.CHANGED,
-                Element.ACL,
-                f"{frontend} acl {name}",
-                "definition",
-                condition_text(before.condition),
-                condition_text(after.condition),
-                before.locations[0] if before.locations else NO_LOCATION,
-                after.locations[0] if after.locations else NO_LOCATION,
-            )
-        )
-    return changes
-
-
-def _named_conditions(condition: Condition | None) -> Iterable[tuple[str, Named]]:
-    if isinstance(condition, Named):
-        yield condition.name, condition
-        yield from _named_conditions(condition.condition)
-    elif isinstance(condition, AllOf | AnyOf):
-        for term in condition.terms:
-            yield from _named_conditions(term)
-    elif isinstance(condition, Not):
-        yield from _named_conditions(condition.term)
-
-
-def condition_text(condition: Condition | None) -> str:
-    """Render a condition tree as one line in HAProxy-like notation."""
-    if condition is None:
-        return "always"
-    if isinstance(condition, Matcher):
-        if condition.text:
-            return condition.text
-        fetch = f"{condition.fetch}({condition.arg})" if condition.arg else condition.fetch
-        return f"{fetch} -m {condition.method} {' '.join(condition.patterns)}"
-    if isinstance(condition, AllOf):
-        return " ".join(_grouped(term) for term in condition.terms) or "TRUE"
-    if isinstance(condition, AnyOf):
-        return " || ".join(_grouped(term) for term in condition.terms) or "FALSE"
-    if isinstance(condition, Not):
-        return "!" + _grouped(condition.term)
-    if isinstance(condition, Named):
-        return condition.name
-    if isinstance(condition, Constant):
-        return "TRUE" if condition.value else "FALSE"
-    assert isinstance(condition, Unevaluated)
-    return condition.text
-
-
-def _grouped(condition: Condition) -> str:
-    text = condition_text(condition)
-    if isinstance(condition, AllOf | AnyOf) and len(condition.terms) > 1:
-        return "{ " + text + " }"
-    return text
 
 
 # --------------------------------------------------------------------------------------
@@ -479,8 +190,8 @@ def _diff_pool(old: Pool, new: Pool) -> list[Change]:
             Element.BALANCE,
             new.name,
             skip={"location", "text"},
-            old_location=_known(old.balance.location, old.location),
-            new_location=_known(new.balance.location, new.location),
+            old_location=known_location(old.balance.location, old.location),
+            new_location=known_location(new.balance.location, new.location),
         )
     )
 
@@ -589,7 +300,7 @@ def _diff_fields(
         if item.name in skip:
             continue
         before, after = getattr(old, item.name), getattr(new, item.name)
-        if _signature(before) == _signature(after):
+        if signature(before) == signature(after):
             continue
         changes.append(
             Change(
@@ -616,42 +327,3 @@ def _value_text(value: object) -> str:
     if isinstance(value, tuple):
         return ", ".join(_value_text(item) for item in value) or "none"
     return str(value)
-
-
-_LOCATION_KEYS = frozenset({"location", "locations", "default_location"})
-_WRITTEN_TEXT_TYPES = frozenset({"Matcher", "Rule", "Server", "Balance", "Bind"})
-
-
-def _signature(value: object) -> str:
-    """Canonical JSON of a model value without source positions or written text."""
-    return json.dumps(_strip(encode(value)), sort_keys=True)
-
-
-def _shape(condition: Condition | None) -> str:
-    """Signature of a condition with named conditions reduced to their names."""
-    return json.dumps(_strip(encode(condition), named_as_name=True), sort_keys=True)
-
-
-def _known(*locations: Location) -> Location:
-    """Return the first location that names a file."""
-    for location in locations:
-        if location.file:
-            return location
-    return NO_LOCATION
-
-
-def _strip(data: Any, *, named_as_name: bool = False) -> Any:
-    if isinstance(data, list):
-        return [_strip(item, named_as_name=named_as_name) for item in data]
-    if not isinstance(data, dict):
-        return data
-    if named_as_name and data.get(TYPE_KEY) == "Named":
-        return {TYPE_KEY: "Named", "name": data["name"]}
-    drop = set(_LOCATION_KEYS)
-    if data.get(TYPE_KEY) in _WRITTEN_TEXT_TYPES:
-        drop.add("text")
-    return {
-        key: _strip(value, named_as_name=named_as_name)
-        for key, value in data.items()
-        if key not in drop
-    }
