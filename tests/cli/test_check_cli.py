@@ -258,3 +258,31 @@ def test_config_with_nothing_to_analyse(
     config.write_text("global\n    maxconn 100\n", encoding="utf-8")
     err = expect_error([str(config), "--product", "haproxy"], capsys)
     assert "nothing to analyse" in err
+
+
+INCIDENT = Path(__file__).parent.parent.parent / "examples" / "incident"
+
+
+def test_incident_bad_config_names_rule(tmp_path: Path) -> None:
+    config = INCIDENT / "haproxy-bad.cfg"
+    code, report = run_json([str(config), "--traffic", str(INCIDENT / "traffic.yaml")], tmp_path)
+    assert code == ExitCode.FINDINGS
+
+    [finding] = [item for item in report["findings"] if item["rule_id"] == "LB103"]
+    assert finding["severity"] == "error"
+    assert finding["locations"][0]["text"].split() == [
+        "use_backend",
+        "be_search",
+        "if",
+        "path_search",
+    ]
+    lines = [location["text"].split()[:2] for location in finding["locations"]]
+    assert ["server", "search1"] in lines
+    assert ["server", "search2"] in lines
+
+
+def test_incident_fixed_config_is_clean(tmp_path: Path) -> None:
+    config = INCIDENT / "haproxy-fixed.cfg"
+    code, report = run_json([str(config), "--traffic", str(INCIDENT / "traffic.yaml")], tmp_path)
+    assert code == ExitCode.OK
+    assert report["findings"] == []

@@ -248,6 +248,10 @@ UNROUTED_POOL = Rule(
 # --------------------------------------------------------------------------------------
 # LB103 routing.concentrating-rule
 
+SMALL_POOL_RATIO = 2
+"""A pool counts as small when the largest pool that routes reach has at least this many
+times its eligible servers."""
+
 
 def check_concentrating_rules(context: CheckContext, options: Options) -> Iterator[Finding]:
     prediction = context.prediction
@@ -256,18 +260,21 @@ def check_concentrating_rules(context: CheckContext, options: Options) -> Iterat
     min_share = float(options["min_share"])
     factor = float(options["factor"])
 
-    receiving = [
+    # Capacity counts every server a route names, idle ones included: the servers a
+    # broad rule starves are exactly the ones that should share the load.
+    targets = {share.target for share in prediction.rules}
+    reachable = [
         pool
         for pool in prediction.pools
-        if pool.share_of_total is not None and pool.share_of_total > ZERO_SHARE
+        if pool.pool in targets and pool.share_of_total is not None
     ]
     eligible = {
-        pool.pool: [server for server in pool.servers if server.eligible] for pool in receiving
+        pool.pool: [server for server in pool.servers if server.eligible] for pool in reachable
     }
     server_count = sum(len(servers) for servers in eligible.values())
     if server_count == 0:
         return
-    routed = sum(pool.share_of_total or 0.0 for pool in receiving)
+    routed = sum(pool.share_of_total or 0.0 for pool in reachable)
     mean = routed / server_count
     largest = max(len(servers) for servers in eligible.values())
 
@@ -276,9 +283,9 @@ def check_concentrating_rules(context: CheckContext, options: Options) -> Iterat
         if share.share is not None and share.share >= min_share:
             rules_by_pool.setdefault(share.target, []).append(share)
 
-    for pool_share in receiving:
+    for pool_share in reachable:
         servers = eligible[pool_share.pool]
-        if not servers or len(servers) >= largest:
+        if not servers or len(servers) * SMALL_POOL_RATIO > largest:
             continue
         overloaded = [
             server
@@ -326,7 +333,7 @@ def _concentration(
     reason = (
         f"{label} ({rule_share.frontend}) sends {percent(rule_share.share or 0.0)} of all "
         f"requests to {pool_name}, which has {len(servers)} of the {server_count} servers "
-        f"that receive traffic: {load}, {times(ratio)} the mean per server ({percent(mean)})."
+        f"that routes reach: {load}, {times(ratio)} the mean per server ({percent(mean)})."
     )
     limits = sorted({server.maxconn for server in _servers(context, overloaded) if server.maxconn})
     if limits:
@@ -368,7 +375,7 @@ CONCENTRATING_RULE = Rule(
     family=Family.ROUTING,
     severity=Severity.WARNING,
     summary="A routing rule sends a large share of all traffic to a pool with few servers "
-    "while other pools have more.",
+    "while another pool has at least twice as many.",
     rationale="The load per server, not per pool, decides overload. A rule that routes a "
     "large slice of traffic to a small pool overloads its few servers while larger pools "
     "idle: errors and latency rise for every request the rule matches. A too-broad ACL "
