@@ -309,6 +309,11 @@ def test_generator_rejects_remote_host() -> None:
         ("    bind :{port}", "':{port}'"),
         ("    bind 0.0.0.0:{port}", "'0.0.0.0:{port}'"),
         ("    bind 127.0.0.1:{port}\n    server x db.example.com:5432", "'db.example.com:5432'"),
+        ("    bind 127.0.0.1:{port}\n    log 192.0.2.1:514 local0", "'192.0.2.1:514'"),
+        (
+            "    bind 127.0.0.1:{port}\n    server-template web 1-3 web.example.com:80",
+            "'web.example.com:80'",
+        ),
     ],
 )
 def test_haproxy_config_must_stay_on_loopback(haproxy_bin: str, line: str, bad: str) -> None:

@@ -19,10 +19,17 @@ import crossplane
 from lbguard.lab.errors import LabError
 from lbguard.model import Location
 
-HAPROXY_SOCKET_KEYWORDS = frozenset({"bind", "server", "log", "peer", "nameserver", "mailer"})
-"""HAProxy 2.6 keywords whose first address argument opens a socket (configuration.txt)."""
+HAPROXY_ADDRESS_POSITION = {
+    "bind": 1, "dgram-bind": 1, "log": 1,
+    "server": 2, "peer": 2, "nameserver": 2, "mailer": 2,
+    "server-template": 3,
+}  # fmt: skip
+"""HAProxy 2.6 keywords that open a socket, with the position of their address argument
+(configuration.txt of HAProxy 2.6)."""
 
-_HAPROXY_LOCAL_PREFIXES = ("unix@", "abns@", "fd@", "sockpair@", "/", "stdout", "stderr")
+_HAPROXY_LOCAL_PREFIXES = (
+    "unix@", "abns@", "fd@", "sockpair@", "ring@", "/", "stdout", "stderr",
+)  # fmt: skip
 
 
 @dataclass
@@ -68,13 +75,10 @@ def check_haproxy(text: str, source: Path) -> LoopbackReport:
         if not raw[:1].isspace():
             section = tokens[0]
         keyword = tokens[0]
-        if keyword not in HAPROXY_SOCKET_KEYWORDS or len(tokens) < 2:
+        position = HAPROXY_ADDRESS_POSITION.get(keyword, 0)
+        if not position or len(tokens) <= position:
             continue
-
-        position = 2 if keyword in {"server", "peer", "nameserver", "mailer"} else 1
         if keyword == "log" and tokens[1] == "global":
-            continue
-        if len(tokens) <= position:
             continue
         location = Location(str(source), number)
         for address in tokens[position].split(","):
