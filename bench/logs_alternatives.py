@@ -5,7 +5,7 @@ requests per ``backend/server`` token and must give the same counts as the first
 
 - ``python split``: CPython ``bytes.split()`` per line, Counter of field 9;
 - ``duckdb split``: DuckDB ``read_csv`` with a space delimiter, GROUP BY the column that
-  holds ``backend/server`` (a fixed-position parse like halog's, no validation; a
+  contains ``backend/server`` (a fixed-position parse like halog's, no validation; a
   space-padded syslog day adds one empty column);
 - ``duckdb regex``: DuckDB reads whole lines and extracts only ``backend/server`` with one
   regular expression;

@@ -201,7 +201,7 @@ rate of all regions together over the same span."""
 
 def affected_regions(regions: tuple[RegionStats, ...], min_rise: float) -> tuple[str, ...]:
     """Return the regions where the incident's errors concentrate, most excess errors
-    (rise times the region's incident requests) first. When no region stands out, every
+    (rise times the region's incident requests) first. When no region exceeds that ratio, every
     region whose error rate rose by ``min_rise`` is affected."""
     known = [
         r for r in regions if r.region != UNKNOWN_REGION and r.error_rate_incident is not None

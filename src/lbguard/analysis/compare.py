@@ -66,7 +66,7 @@ class ShareComparison:
     p_value: float | None
     flagged: bool
     reason: str
-    """Why the share is flagged or not, with the numbers."""
+    """Explanation of the verdict, with the numbers."""
 
 
 @dataclass(frozen=True)

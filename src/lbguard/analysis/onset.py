@@ -81,8 +81,8 @@ def detect_changes(timeline: Timeline, options: OnsetOptions | None = None) -> O
     if len(timeline) == 0:
         return OnsetResult(segments=(), changes=(), baseline=0)
 
-    kept = _detection_windows(timeline, options)
-    bounds = _segment_bounds(timeline, kept, options)
+    usable = _detection_windows(timeline, options)
+    bounds = _segment_bounds(timeline, usable, options)
     bounds = _merge_small_changes(timeline, bounds, options)
     segments = tuple(_segment(timeline, first, last) for first, last in bounds)
 
@@ -101,24 +101,24 @@ def _detection_windows(timeline: Timeline, options: OnsetOptions) -> np.ndarray:
 
 
 def _segment_bounds(
-    timeline: Timeline, kept: np.ndarray, options: OnsetOptions
+    timeline: Timeline, usable: np.ndarray, options: OnsetOptions
 ) -> list[tuple[int, int]]:
     """Return (first, last) window indexes of each segment, covering every window."""
     count = len(timeline)
-    if kept.size < 2 * options.min_windows:
+    if usable.size < 2 * options.min_windows:
         return [(0, count - 1)]
 
-    signal = np.column_stack([timeline.server_shares[kept], timeline.error_rate[kept]])
+    signal = np.column_stack([timeline.server_shares[usable], timeline.error_rate[usable]])
     noise = _noise_variance(signal)
-    penalty = options.penalty_factor * np.log(kept.size) * max(noise, 1e-6)
+    penalty = options.penalty_factor * np.log(usable.size) * max(noise, 1e-6)
     algorithm = ruptures.Pelt(model="l2", min_size=options.min_windows, jump=1)
     breaks = algorithm.fit(signal).predict(pen=penalty)
-    logger.debug("PELT penalty %.4g over %d windows: breaks %s", penalty, kept.size, breaks)
+    logger.debug("PELT penalty %.4g over %d windows: breaks %s", penalty, usable.size, breaks)
 
-    # ruptures returns the end index (exclusive) of each segment in the kept series; a
-    # segment starts at the kept window after the previous break, so skipped windows join
+    # ruptures returns the end index (exclusive) of each segment in the usable series; a
+    # segment starts at the usable window after the previous break, so skipped windows join
     # the segment before them.
-    starts = [0] + [int(kept[b]) for b in breaks[:-1]]
+    starts = [0] + [int(usable[b]) for b in breaks[:-1]]
     ends = [s - 1 for s in starts[1:]] + [count - 1]
     return list(zip(starts, ends, strict=True))
 

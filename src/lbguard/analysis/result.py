@@ -17,7 +17,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 NO_SERVER = "<none>"
-"""Server name for requests the load balancer answered without reaching a server."""
+"""Server name for requests the load balancer responded to without reaching a server."""
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,10 @@ class GroupStats:
     status_4xx: int
     status_5xx: int
     lb_errors: int
-    """Requests the load balancer answered itself (no server reached, queue timeout...)."""
+    """Requests the load balancer responded to itself (no server reached, queue timeout...)."""
 
     errors: int
-    """Requests with status 5xx or answered by the load balancer with an error."""
+    """Requests with status 5xx, or ended by the load balancer with an error."""
 
     total_ms: Percentiles
     """Whole request time (HAProxy Ta, nginx ``$request_time``)."""
@@ -137,7 +137,7 @@ class Timeline:
 
 
 class ChangeKind(StrEnum):
-    """What a change point in the timeline means."""
+    """Meaning of a change point in the timeline."""
 
     ONSET = "onset"
     """Skew or error rate rose above the baseline."""
