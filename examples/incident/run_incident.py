@@ -287,6 +287,10 @@ def summarize(results: Sequence[Result]) -> Summary:
             "p99": round(percentile(latencies, 0.99), 1),
             "mean": round(statistics.fmean(latencies), 1) if latencies else 0.0,
         },
+        "errors_by_region": {
+            region: sum(1 for r in items if r.status >= 500 or r.status == 0)
+            for region, items in sorted(by_region.items())
+        },
         "error_rate_by_region": {
             region: round(
                 sum(1 for r in items if r.status >= 500 or r.status == 0) / len(items), 4
@@ -324,6 +328,19 @@ def summarize_log(lines: Sequence[str], start: float, end: float) -> Summary:
         "termination_states": dict(terminations.most_common()),
         "statuses": dict(sorted(statuses.items())),
     }
+
+
+AFFECTED_FACTOR = 1.5
+"""A region counts as most affected when its 5xx rate is at least this multiple of the
+platform's rate in the same phase."""
+
+
+def most_affected_regions(summary: Summary) -> list[str]:
+    """Return the regions whose 5xx rate stands out, the one with most 5xx first."""
+    threshold = AFFECTED_FACTOR * summary["error_rate"]
+    rates, errors = summary["error_rate_by_region"], summary["errors_by_region"]
+    affected = [region for region, rate in rates.items() if rate >= threshold > 0]
+    return sorted(affected, key=lambda region: errors[region], reverse=True)
 
 
 def find_line(path: Path, pattern: str) -> tuple[int, str]:
@@ -479,7 +496,6 @@ def main() -> None:
 
     log_lines = log_path.read_text().splitlines()
     records = summarize_phases(phases, run, log_lines)
-    incident_errors = records[1]["client"]["error_rate_by_region"]
     timeline = {
         "log": log_path.name,
         "log_format": "rsyslog RFC 3164 prefix + HAProxy 2.6 option httplog, "
@@ -497,8 +513,7 @@ def main() -> None:
         "bad_rule": bad_rule(),
         "overloaded_servers": [f"be_search/{name}" for name in POOLS["be_search"][0]],
         "starved_servers": [f"be_api/{name}" for name in POOLS["be_api"][0]],
-        "most_affected_regions": sorted(incident_errors, key=incident_errors.get,
-                                        reverse=True)[:2],
+        "most_affected_regions": most_affected_regions(records[1]["client"]),
     }  # fmt: skip
     (args.out / "timeline.json").write_text(json.dumps(timeline, indent=2) + "\n")
     print(f"\nwrote {log_path} ({len(log_lines)} lines) and {args.out / 'timeline.json'}")
