@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -316,7 +317,10 @@ def test_generator_rejects_remote_host() -> None:
         ),
     ],
 )
-def test_haproxy_config_must_stay_on_loopback(haproxy_bin: str, line: str, bad: str) -> None:
+def test_haproxy_config_must_stay_on_loopback(
+    haproxy_bin: str, line: str, bad: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     port = free_port()
     config = f"defaults\n    mode http\nlisten app\n{line.format(port=port)}\n"
 
@@ -326,9 +330,13 @@ def test_haproxy_config_must_stay_on_loopback(haproxy_bin: str, line: str, bad: 
     assert bad.format(port=port) in caught.value.message
     assert caught.value.location is not None
     assert caught.value.location.line == config.count("\n")
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_nginx_listen_without_address_rejected(nginx_bin: str) -> None:
+def test_nginx_listen_without_address_rejected(
+    nginx_bin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     config = nginx_config("    server {\n        listen 8080;\n    }\n")
 
     with pytest.raises(LabError, match="binds every interface") as caught:
@@ -337,6 +345,7 @@ def test_nginx_listen_without_address_rejected(nginx_bin: str) -> None:
     listen_line = config.splitlines().index("        listen 8080;") + 1
     assert caught.value.location is not None
     assert caught.value.location.line == listen_line
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_require_binary_skips_or_fails(monkeypatch: pytest.MonkeyPatch) -> None:

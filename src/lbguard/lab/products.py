@@ -120,7 +120,11 @@ class ProductProcess(LabResource):
         self.config_path = self.workdir / self.config_name
         self.listen_ports: list[int] = []
         self._process: subprocess.Popen[bytes] | None = None
-        self._write_config(config, self.config_path)
+        try:
+            self._write_config(config, self.config_path)
+        except BaseException:
+            self._remove_workdir()
+            raise
 
     # -- subclass hooks -------------------------------------------------------------------
 
@@ -254,6 +258,10 @@ class ProductProcess(LabResource):
         if process is not None:
             self._kill_leftovers(process.pid)
         unregister(self)
+        self._remove_workdir()
+
+    def _remove_workdir(self) -> None:
+        """Remove the work directory if the lab created it, unless LBGUARD_LAB_KEEP is set."""
         if self._own_workdir and not os.environ.get("LBGUARD_LAB_KEEP"):
             shutil.rmtree(self.workdir, ignore_errors=True)
 
