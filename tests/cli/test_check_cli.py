@@ -286,3 +286,16 @@ def test_incident_fixed_config_is_clean(tmp_path: Path) -> None:
     code, report = run_json([str(config), "--traffic", str(INCIDENT / "traffic.yaml")], tmp_path)
     assert code == ExitCode.OK
     assert report["findings"] == []
+
+
+def test_output_file_replaced_whole(tmp_path: Path) -> None:
+    config, _, _ = case_files("haproxy-weight-typo", tmp_path)
+    output = tmp_path / "out" / "report.txt"
+    output.parent.mkdir()
+    output.write_text("old report\n", encoding="utf-8")
+
+    code = main(["check", str(config), "-o", str(output)])
+    assert code == ExitCode.FINDINGS
+    assert "LB201" in output.read_text(encoding="utf-8")
+    assert [path.name for path in output.parent.iterdir()] == ["report.txt"]
+    assert output.stat().st_mode & 0o044 == 0o044

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import gc
-import io
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -180,22 +181,41 @@ def _predict(
 
 
 def _write(report: CheckReport, fmt: str, output: str | None, options: RenderOptions) -> None:
-    """Render to stdout, or render fully before writing so that an error leaves no
-    truncated report file."""
+    """Render to stdout, or to a temporary file beside FILE that replaces FILE only when
+    complete, so that a failed run never leaves a truncated report."""
     render = RENDERERS[fmt]
     if output is None:
         render(report, sys.stdout, options)
         return
 
-    buffer = io.StringIO()
-    render(report, buffer, options)
+    target = Path(output)
+    temporary: Path | None = None
     try:
-        Path(output).write_text(buffer.getvalue(), encoding="utf-8")
+        descriptor, name = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+        )
+        temporary = Path(name)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            render(report, stream, options)
+        # mkstemp creates the file readable by its owner only, so give the report the mode
+        # that a plain open() would.
+        temporary.chmod(0o666 & ~_umask())
+        temporary.replace(target)
+        temporary = None
     except OSError as error:
         raise UsageError(
             f"cannot write the report to {output}: {error.strerror}",
             hint="choose a writable file with -o",
         ) from None
+    finally:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _summary(report: CheckReport, output: str | None) -> str:
