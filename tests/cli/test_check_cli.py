@@ -298,4 +298,6 @@ def test_output_file_replaced_whole(tmp_path: Path) -> None:
     assert code == ExitCode.FINDINGS
     assert "LB201" in output.read_text(encoding="utf-8")
     assert [path.name for path in output.parent.iterdir()] == ["report.txt"]
-    assert output.stat().st_mode & 0o044 == 0o044
+    umask = os.umask(0)
+    os.umask(umask)
+    assert output.stat().st_mode & 0o777 == 0o666 & ~umask
