@@ -134,22 +134,7 @@ def normal_form(condition: Condition | None) -> list[tuple[Condition, ...]] | No
 
 def implies(literal: Condition, term: Condition, http: bool) -> bool:
     """Return True when every request matching ``literal`` matches ``term``."""
-    if is_universal(term, http):
-        return True
-    if isinstance(term, Named):
-        return implies(literal, term.condition, http)
-    if isinstance(term, AllOf):
-        return all(implies(literal, child, http) for child in term.terms)
-    if isinstance(term, AnyOf):
-        return any(implies(literal, child, http) for child in term.terms)
-    if isinstance(term, Matcher) and isinstance(literal, Matcher):
-        return _matcher_implies(literal, term)
-    if isinstance(term, Not) and isinstance(literal, Matcher):
-        return _disjoint(literal, term.term)
-    if isinstance(term, Not) and isinstance(literal, Not):
-        # not A implies not B exactly when B implies A.
-        return condition_implies(term.term, literal.term, http)
-    return False
+    return conjunction_implies((literal,), term, http)
 
 
 def condition_implies(first: Condition, second: Condition, http: bool) -> bool:
@@ -174,7 +159,19 @@ def conjunction_implies(conjunction: tuple[Condition, ...], term: Condition, htt
         return all(conjunction_implies(conjunction, child, http) for child in term.terms)
     if isinstance(term, AnyOf):
         return any(conjunction_implies(conjunction, child, http) for child in term.terms)
-    return any(implies(literal, term, http) for literal in conjunction)
+    return any(_literal_implies(literal, term, http) for literal in conjunction)
+
+
+def _literal_implies(literal: Condition, term: Condition, http: bool) -> bool:
+    """Decide implication between two leaves: matchers and negations."""
+    if isinstance(term, Matcher) and isinstance(literal, Matcher):
+        return _matcher_implies(literal, term)
+    if isinstance(term, Not) and isinstance(literal, Matcher):
+        return _disjoint(literal, term.term)
+    if isinstance(term, Not) and isinstance(literal, Not):
+        # not A implies not B exactly when B implies A.
+        return condition_implies(term.term, literal.term, http)
+    return False
 
 
 def _same_sample(first: Matcher, second: Matcher) -> bool:
