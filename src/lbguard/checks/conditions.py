@@ -1,6 +1,6 @@
 """Static implication between routing conditions.
 
-`ShadowIndex` answers whether the earlier rules of a frontend match every request that a
+`ShadowIndex` decides whether the earlier rules of a frontend match every request that a
 later rule matches, from the conditions alone. Every answer is a proof: when implication
 cannot be shown (regular expressions against prefixes, unevaluated fetches, very large
 conjunctions), the answer is "not shown", never a guess.
