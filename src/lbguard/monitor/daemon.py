@@ -95,8 +95,8 @@ class WatchDaemon:
         """
         if handle_signals:
             self._install_signal_handlers()
-        self._start()
         try:
+            self._start()
             while not self._stop.is_set():
                 self._wake.wait(self._sleep_time())
                 self._wake.clear()
@@ -164,12 +164,21 @@ class WatchDaemon:
         self._deliver()
         self.started.set()
 
-    def _start_watcher(self) -> None:
+    def _start_watcher(self, method: str | None = None) -> None:
         settings = self.config.watch
         self.watcher = ConfigWatcher(
-            self._on_file_event, method=settings.method, poll_interval=settings.poll_interval
+            self._on_file_event,
+            method=method or settings.method,
+            poll_interval=settings.poll_interval,
         )
-        self.watcher.start(self._watched_files(), self._watched_directories())
+        try:
+            self.watcher.start(self._watched_files(), self._watched_directories())
+        except OSError as error:
+            raise LbguardError(
+                f"cannot start {settings.method} watching: {error}",
+                hint='set [watch] method = "poll" or "auto", or raise the inotify limits '
+                "(fs.inotify.max_user_instances, fs.inotify.max_user_watches)",
+            ) from error
 
     def _shutdown(self) -> None:
         if self.watcher is not None:
@@ -213,7 +222,11 @@ class WatchDaemon:
                     logger.error("cannot serve metrics on %s: %s", config.metrics_listen, error)
         if self.watcher is not None:
             self.watcher.stop()
-        self._start_watcher()
+        try:
+            self._start_watcher()
+        except LbguardError as error:
+            logger.error("%s; falling back to polling", error.message)
+            self._start_watcher("poll")
         self._digest = None
         logger.info("reloaded %s", config.path)
         self._check("reload")
