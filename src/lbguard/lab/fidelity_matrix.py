@@ -117,6 +117,7 @@ def client_addresses(count: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     found: dict[str, None] = {}
     while len(found) < count:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address
         if len(found) % 8 == 7:
             address = ipaddress.IPv6Address((0x2001_0DB8 << 96) | rng.getrandbits(96))
         else:
@@ -282,32 +283,33 @@ def _haproxy_rows() -> Iterator[Row]:
         "haproxy-backup-first", _H,
         "roundrobin; primaries down (stopped, disabled); first backup only",
         Check.SHARES,
-        (LabPool("be", ("balance roundrobin",), down_primaries + (
-            LabServer("b1", "backup"), LabServer("b2", "backup weight 3"))),),
+        (LabPool("be", ("balance roundrobin",), (
+            *down_primaries, LabServer("b1", "backup"), LabServer("b2", "backup weight 3"))),),
         repeated(100),
     )
     yield Row(
         "haproxy-allbackups", _H,
         "roundrobin, option allbackups; primaries down; backups weights 1/3",
         Check.SHARES,
-        (LabPool("be", ("balance roundrobin", "option allbackups"), down_primaries + (
-            LabServer("b1", "backup"), LabServer("b2", "backup weight 3"))),),
+        (LabPool("be", ("balance roundrobin", "option allbackups"), (
+            *down_primaries, LabServer("b1", "backup"), LabServer("b2", "backup weight 3"))),),
         repeated(200),
     )
     yield Row(
         "haproxy-static-rr-backups", _H,
         "static-rr; primaries down; backups weights 2/3 without allbackups",
         Check.SHARES,
-        (LabPool("be", ("balance static-rr",), down_primaries + (
-            LabServer("b1", "backup weight 2"), LabServer("b2", "backup weight 3"))),),
+        (LabPool("be", ("balance static-rr",), (
+            *down_primaries, LabServer("b1", "backup weight 2"),
+            LabServer("b2", "backup weight 3"))),),
         repeated(200),
     )
     yield Row(
         "haproxy-uri-one-server-down", _H,
         "balance uri, map-based; one server stopped and failing its check",
         Check.PER_KEY,
-        (LabPool("be", ("balance uri",), servers(1, 2, 1) + (
-            LabServer("s4", "check inter 100ms fall 1", down=True),)),),
+        (LabPool("be", ("balance uri",), (
+            *servers(1, 2, 1), LabServer("s4", "check inter 100ms fall 1", down=True))),),
         uri_traffic(), concurrency=8,
     )
     yield from _haproxy_hash_rows()
@@ -373,7 +375,7 @@ def _nginx_hash_rows() -> Iterator[Row]:
     for name, line, traffic in hashes:
         yield Row(f"nginx-{name}", _N, line, Check.PER_KEY,
                   (LabPool("up", (line,), nginx_servers(1, 2, 1, 3)),), traffic, concurrency=8)
-        with_down = nginx_servers(1, 2, 1) + (LabServer("s4", "down"),)
+        with_down = (*nginx_servers(1, 2, 1), LabServer("s4", "down"))
         yield Row(f"nginx-{name}-down", _N, f"{line}; one server marked down", Check.PER_KEY,
                   (LabPool("up", (line,), with_down),), traffic, concurrency=8)
 
