@@ -111,12 +111,16 @@ def test_random_one_draw_uses_ring_arcs(tmp_path: Path) -> None:
     assert round(result["b"], 3) == 0.569
 
 
-def test_random_two_draws_follow_weights(tmp_path: Path) -> None:
-    lb = load(tmp_path, "balance random\nserver a 127.0.0.1:1\nserver b 127.0.0.1:2 weight 3")
-    pool = predict(lb).pool("be")
+def test_random_two_draws_use_ring_arcs(tmp_path: Path) -> None:
+    # With equally loaded servers the last of the two draws wins, as with random(1).
+    servers = "server a 127.0.0.1:1\nserver b 127.0.0.1:2 weight 3"
+    two = load(tmp_path, "balance random\n" + servers)
+    pool = predict(two).pool("be")
+    one = load(tmp_path, "balance random(1)\n" + servers)
     assert pool is not None
     assert pool.method is ShareMethod.EXPECTED
-    assert shares(predict(lb)) == {"a": 0.25, "b": 0.75}
+    assert shares(predict(two)) == shares(predict(one))
+    assert shares(predict(two)) != {"a": 0.25, "b": 0.75}
 
 
 def test_consistent_without_traffic_reproduces_ring_table(tmp_path: Path) -> None:

@@ -267,19 +267,23 @@ def _first(pool: Pool, group: ServerGroup, notes: list[str]) -> PoolOutcome:
 
 def _random(pool: Pool, group: ServerGroup, notes: list[str]) -> PoolOutcome:
     draws = pool.balance.draws if pool.balance.draws is not None else 2
+    placement = chash_placement(pool, group)
+    shares = placement.uniform_shares(len(pool.servers))
     if draws == 1:
-        placement = chash_placement(pool, group)
         notes.append(
             "random(1) picks a point on the consistent-hash ring, so each server's "
             "expected share is its arc of the ring, not exactly its weight"
         )
-        shares = placement.uniform_shares(len(pool.servers))
     else:
+        # get_server_rnd (src/backend.c, HAProxy 2.6.0) keeps an earlier draw only when it
+        # serves fewer requests per weight than the new one, so on a tie the last draw
+        # wins: with equally loaded servers every draw count gives random(1)'s ring arcs.
         notes.append(
-            f"random({draws}) keeps the less loaded of {draws} draws; the expected "
-            "share is taken as proportional to weights"
+            f"random({draws}) keeps the less loaded of {draws} ring draws and the last "
+            "draw on a tie; the expected share assumes equally loaded servers, which "
+            "gives each server its arc of the ring. Under concurrency the less loaded "
+            "draw wins more often and shares move toward the weights"
         )
-        shares = _weight_shares(pool, group.members)
     return _outcome(pool, shares, ShareMethod.EXPECTED, group, notes)
 
 
