@@ -270,9 +270,12 @@ def _ring(pool: Pool, primary: Sequence[Peer]) -> KetamaRing:
 
 
 def _ketama_name(pool: Pool, index: int) -> str:
-    """Return the ``server`` address text that chash hashes (the word after ``server``)."""
+    """Return the ``server`` address text that chash hashes (the word after ``server``,
+    without the ``;`` that ends a line without parameters)."""
     server = pool.servers[index]
-    return server.text.split()[1] if server.text.startswith("server ") else server.name
+    if not server.text.startswith("server "):
+        return server.name
+    return server.text.split()[1].rstrip(";")
 
 
 def _server_index(pool: Pool, ketama_name: str) -> int:
