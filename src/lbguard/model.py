@@ -267,6 +267,10 @@ class Frontend:
     accepts_http2: bool = False
     """True when a bind offers HTTP/2 (ALPN h2 or proto h2)."""
 
+    captured_request_headers: tuple[str, ...] = ()
+    """Lower-case names of the request headers the access log captures, in log order
+    (HAProxy ``capture request header``)."""
+
 
 # --------------------------------------------------------------------------------------
 # Pools

@@ -668,3 +668,24 @@ def test_load_config_detects_haproxy(tmp_path: Path) -> None:
     other = write(tmp_path, "nothing here\n", "x.txt")
     with pytest.raises(ConfigError, match="--product"):
         detect_product([other])
+
+
+def test_captured_request_headers(tmp_path: Path) -> None:
+    lb = parse_text(
+        tmp_path,
+        """
+        frontend fe
+            mode http
+            bind 127.0.0.1:8080
+            capture request header Host len 32
+            capture request header X-Forwarded-For len 64
+            capture request header Bad
+            default_backend be
+        backend be
+            server s1 127.0.0.1:9001
+        """,
+    )
+    assert lb.frontends[0].captured_request_headers == ("host", "x-forwarded-for")
+    errors = [d for d in lb.diagnostics if d.severity is Severity.ERROR]
+    assert [d.location.line for d in errors] == [6]
+    assert "'capture request' expects 'header'" in errors[0].message

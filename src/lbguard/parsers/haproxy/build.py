@@ -105,6 +105,7 @@ def build_frontend(proxy: ProxyState, diagnostics: list[Diagnostic]) -> Frontend
         location=proxy.location,
         default_location=default_location,
         accepts_http2=proxy.accepts_http2,
+        captured_request_headers=tuple(proxy.captured_request_headers),
     )
 
 

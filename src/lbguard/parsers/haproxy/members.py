@@ -155,3 +155,21 @@ def bind_address(
             return Bind(host, None, line.location, options)
     extra = (f"ports {port_text}",) if high else ()
     return Bind(host, int(low), line.location, options + extra)
+
+
+def capture(report: Reporter, line: ConfigLine, proxy: ProxyState) -> None:
+    """Record ``capture request header <name> len <length>``; the log shows these values
+    between braces, in declaration order (HAProxy 2.6 manual, "capture request header")."""
+    if not report.needs(line, proxy, "frontend") or proxy.is_defaults:
+        return
+    if line.word(1) != "request" or line.word(2) != "header":
+        return
+    name = line.word(3)
+    if not name or line.word(4) != "len" or not line.word(5).isdigit():
+        report.error(
+            line,
+            "'capture request' expects 'header' <header_name> 'len' <len>.",
+            "write for example 'capture request header X-Forwarded-For len 64'",
+        )
+        return
+    proxy.captured_request_headers.append(name.lower())

@@ -45,6 +45,7 @@ class ProxyState:
     acls: dict[str, list[AclLine]] = field(default_factory=dict)
     binds: list[Bind] = field(default_factory=list)
     accepts_http2: bool = False
+    captured_request_headers: list[str] = field(default_factory=list)
     default_backend: str | None = None
     default_location: Location = field(default_factory=lambda: Location("", 0))
     monitor_rules: list[PendingRule] = field(default_factory=list)

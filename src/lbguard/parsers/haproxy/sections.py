@@ -316,6 +316,7 @@ HANDLERS: dict[str, Handler] = {
     "monitor-uri": rules.monitor_uri,
     "stats": rules.stats,
     "use-server": rules.use_server,
+    "capture": members.capture,
     "stick": rules.persistence,
     "cookie": rules.persistence,
     "http-check": keep,
