@@ -83,7 +83,7 @@ class RowResult:
     """Every difference found, one sentence each; empty when the row passed."""
 
     method: str
-    """How lbguard computed the shares (``exact``, ``expected``, ...)."""
+    """Share methods lbguard reported for the row's pools (``exact``, ``expected``, ...)."""
 
     @property
     def passed(self) -> bool:
@@ -102,8 +102,10 @@ def replay_sequence(row: Row) -> list[RequestSpec]:
 
 
 def traffic_profile(specs: Sequence[RequestSpec], frontend: str, port: int) -> TrafficProfile:
-    """Return the profile of `specs` as the product receives them on `port`: one row per
-    spec, weighted by ``spec.weight``; the client address is the X-Forwarded-For value."""
+    """Return the profile of `specs` as the product receives them on `port`.
+
+    Each spec is one row weighted by ``spec.weight``. The client address is the
+    X-Forwarded-For value, which the lab configs make the product's client address."""
     names = sorted({name.lower() for spec in specs for name, _ in spec.headers})
     headers = {
         name: [next((v for k, v in spec.headers if k.lower() == name), "") for spec in specs]

@@ -1,9 +1,9 @@
 """The fidelity matrix: every HAProxy and NGINX balancing setup that the lab replays.
 
-A `Row` describes one load-balancing setup in the product's own configuration words (the
-``balance`` / ``hash-type`` lines of an HAProxy backend, the balancing directive of an
-nginx ``upstream``), its servers, optional routing rules, the traffic it receives and
-how its observed shares are judged. `lbguard.lab.fidelity` turns rows into one product
+A `Row` describes one load-balancing setup in the product's own configuration words: the
+``balance`` / ``hash-type`` lines of an HAProxy backend or the balancing directive of an
+nginx ``upstream``. It also lists the servers, optional routing rules, the traffic and
+the rule by which observed shares are judged. `lbguard.lab.fidelity` turns rows into one product
 config, runs it and compares.
 """
 
@@ -20,7 +20,7 @@ from lbguard.model import Product
 
 
 class Check(StrEnum):
-    """How observed traffic is compared with lbguard's prediction."""
+    """Comparison rule between observed traffic and lbguard's prediction."""
 
     SHARES = "shares"
     """Deterministic algorithm: every server's share within `SHARE_TOLERANCE`."""
@@ -172,7 +172,7 @@ def header_traffic(name: str) -> tuple[RequestSpec, ...]:
 
 
 def repeated(count: int, spec: RequestSpec | None = None) -> tuple[RequestSpec, ...]:
-    """A single request shape sent `count` times."""
+    """Return one request shape (``GET /`` by default) to be sent `count` times."""
     base = spec or RequestSpec(path="/")
     return (RequestSpec(base.method, base.host, base.path, base.query, base.headers,
                         base.client_ip, float(count)),)
