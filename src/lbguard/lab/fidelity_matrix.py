@@ -3,8 +3,8 @@
 A `Row` describes one load-balancing setup in the product's own configuration words: the
 ``balance`` / ``hash-type`` lines of an HAProxy backend or the balancing directive of an
 nginx ``upstream``. It also lists the servers, optional routing rules, the traffic and
-the rule by which observed shares are judged. `lbguard.lab.fidelity` turns rows into one product
-config, runs it and compares.
+the rule by which observed shares are judged. `lbguard.lab.fidelity_lab` turns rows into
+one product config, runs it and compares.
 """
 
 from __future__ import annotations
