@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Self
 
-from lbguard.lab.backends import Backends
+from lbguard.lab.backends import Backends, RecordedRequest
 from lbguard.lab.errors import LabError
 from lbguard.lab.fidelity_configs import (
     Addresses,
@@ -143,7 +143,7 @@ class FidelityLab:
         self.backends = Backends(sorted({
             server.name for row in rows for pool in row.pools for server in pool.servers
             if not server.down
-        }))
+        }), record=True)
         self.process: ProductProcess | None = None
         self.lb: LoadBalancer | None = None
         self.endpoints: dict[str, dict[str, str]] = {}
@@ -262,6 +262,7 @@ class FidelityLab:
         self.backends.reset()
         results = self.send(row)
         received = self.backends.snapshot()
+        recorded = list(self.backends.requests)
 
         predictor = self.predictor(row)
         prediction = predictor.predict(row.traffic)
@@ -282,7 +283,7 @@ class FidelityLab:
         keys = 0
         if row.check is Check.PER_KEY:
             keys = len(row.traffic)
-            problems += _key_mismatches(predictor, results)
+            problems += _key_mismatches(predictor, recorded)
         pools = {row.pool_name(pool.name) for pool in row.pools}
         methods = sorted({str(p.method) for p in prediction.pools if p.pool in pools})
         return RowResult(row, len(results), tuple(servers), keys, tuple(problems),
@@ -374,21 +375,36 @@ def _observe(
     return observed, problems
 
 
-def _key_mismatches(predictor: RowPredictor, results: Sequence[Result]) -> list[str]:
-    """Compare, for every request shape, the server lbguard predicts with the servers
-    that answered it."""
-    names = predictor.row.server_names()
-    answered: dict[RequestSpec, set[tuple[str, str]]] = {}
-    for result in results:
-        if result.server in names:
-            answered.setdefault(result.request, set()).add(names[result.server])
+def _key_mismatches(predictor: RowPredictor, recorded: Sequence[RecordedRequest]) -> list[str]:
+    """Compare, for every request shape, the server lbguard predicts with the servers that
+    received it, each request being matched to its shape by the key fields the backend
+    saw: the request target, X-Forwarded-For and the shape's own headers."""
+    row = predictor.row
+    names = row.server_names()
+    shapes: dict[tuple[str, str], list[RequestSpec]] = {}
+    for spec in row.traffic:
+        shapes.setdefault((spec.target, spec.client_ip), []).append(spec)
+
+    received: dict[RequestSpec, set[tuple[str, str]]] = {}
     problems = []
-    for spec in predictor.row.traffic:
+    for request in recorded:
+        candidates = shapes.get((request.target, request.header("x-forwarded-for") or ""), [])
+        matching = [
+            spec for spec in candidates
+            if all(request.header(name) == value for name, value in spec.headers)
+        ]
+        if len(matching) != 1:
+            problems.append(f"{request.server} received {request.target}, which matches "
+                            f"{len(matching)} request shapes of the row")
+            continue
+        received.setdefault(matching[0], set()).add(names[request.server])
+
+    for spec in row.traffic:
         expected = predictor.server_for(spec)
-        seen = answered.get(spec, set())
+        seen = received.get(spec, set())
         if expected is None or seen != {expected}:
             problems.append(
-                f"key {_describe(spec)}: predicted {_pair(expected)}, answered by "
+                f"key {_describe(spec)}: predicted {_pair(expected)}, received by "
                 f"{', '.join(sorted(_pair(s) for s in seen)) or 'no server'}"
             )
     return problems
