@@ -59,8 +59,11 @@ def test_rule_metadata_complete(rule: Rule) -> None:
     assert rule.summary.endswith(".")
     assert rule.rationale
     assert rule.fix_hint
-    assert rule.bad_example
-    assert rule.good_example
+    assert rule.examples
+    for example in rule.examples:
+        assert example.bad, f"{rule.id} {example.product}"
+        assert example.good, f"{rule.id} {example.product}"
+        assert example.bad != example.good, f"{rule.id} {example.product}"
     assert rule.name.startswith(f"{rule.family}.")
 
 

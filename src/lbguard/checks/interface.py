@@ -11,10 +11,18 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
+from typing import TYPE_CHECKING
 
-from lbguard.model import LoadBalancer, Location, Pool, Severity
+import numpy as np
+import numpy.typing as npt
+
+from lbguard.model import LoadBalancer, Location, Pool, Product, Severity
 from lbguard.predict.result import PoolShare, Prediction
 from lbguard.traffic import TrafficProfile
+
+if TYPE_CHECKING:
+    from lbguard.analysis.compare import Comparison
 
 OptionValue = int | float
 """Value of a rule option; each option keeps the type of its default."""
@@ -29,6 +37,8 @@ class Family(StrEnum):
     HEALTH = "health"
     CAPACITY = "capacity"
     HYGIENE = "hygiene"
+    OBSERVED = "observed"
+    """Departures of the observed traffic (access logs) from the prediction."""
 
     @property
     def digit(self) -> int:
@@ -99,7 +109,8 @@ class Finding:
 
 @dataclass(frozen=True)
 class CheckContext:
-    """Everything a check reads: the model, the prediction and the traffic profile."""
+    """Everything a check reads: the model, the prediction, the traffic profile and, when
+    logs were given, the observation."""
 
     lb: LoadBalancer
     prediction: Prediction
@@ -112,9 +123,22 @@ class CheckContext:
     pool_shares: Mapping[str, PoolShare]
     """Predicted pool shares by pool name."""
 
+    observation: Comparison | None = None
+    """Observed shares from access logs compared with the prediction; None without logs."""
+
+    capacity: Mapping[str, float] = field(default_factory=dict)
+    """Relative capacity of servers by ``pool/server`` key, from the user's settings. A
+    pool with a hint for some servers counts every other server of it as capacity 1."""
+
     @classmethod
     def build(
-        cls, lb: LoadBalancer, prediction: Prediction, profile: TrafficProfile | None = None
+        cls,
+        lb: LoadBalancer,
+        prediction: Prediction,
+        profile: TrafficProfile | None = None,
+        *,
+        observation: Comparison | None = None,
+        capacity: Mapping[str, float] | None = None,
     ) -> CheckContext:
         return cls(
             lb=lb,
@@ -122,7 +146,39 @@ class CheckContext:
             profile=profile,
             pools={pool.name: pool for pool in lb.pools},
             pool_shares={share.pool: share for share in prediction.pools},
+            observation=observation,
+            capacity=dict(capacity or {}),
         )
+
+    def pool_capacity(self, pool: str) -> dict[str, float] | None:
+        """Return server name to capacity for a pool with capacity hints, else None."""
+        prefix = f"{pool}/"
+        hinted = {
+            key[len(prefix) :]: value
+            for key, value in self.capacity.items()
+            if key.startswith(prefix)
+        }
+        if not hinted:
+            return None
+        servers = self.pools[pool].servers if pool in self.pools else ()
+        return {server.name: hinted.get(server.name, 1.0) for server in servers}
+
+    def pool_weights(self, pool: str) -> npt.NDArray[np.float64] | None:
+        """Return the profile requests per row that reach ``pool``; None without a
+        profile or when the routing cannot be evaluated."""
+        if self.profile is None or not self.prediction.route_level_known:
+            return None
+        return self._routed.get(pool)
+
+    @cached_property
+    def _routed(self) -> dict[str, npt.NDArray[np.float64]]:
+        # Routing the profile again costs one pass over the rules; only the checks that
+        # look at hash keys per pool ask for it.
+        from lbguard.predict.routing import route
+
+        assert self.profile is not None
+        serving = frozenset(pool.name for pool in self.lb.pools if pool.servers)
+        return dict(route(self.lb.frontends, self.profile, serving).pool_weights)
 
 
 Options = Mapping[str, OptionValue]
@@ -130,6 +186,16 @@ Options = Mapping[str, OptionValue]
 
 Check = Callable[[CheckContext, Options], Iterable[Finding]]
 """The function that runs a rule."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """A configuration fragment that triggers a rule, and the same fragment fixed."""
+
+    product: Product
+    bad: str
+    good: str
+
 
 _ID = re.compile(r"^LB(\d)\d\d$")
 _NAME = re.compile(r"^[a-z]+\.[a-z0-9]+(-[a-z0-9]+)*$")
@@ -159,12 +225,13 @@ class Rule:
     """The usual fix."""
 
     check: Check = field(compare=False, repr=False)
-    options: tuple[Option, ...] = ()
-    bad_example: str = ""
-    """A configuration fragment that triggers the rule."""
+    examples: tuple[Example, ...] = ()
+    """One bad and good example per product the rule applies to."""
 
-    good_example: str = ""
-    """The same fragment, fixed."""
+    options: tuple[Option, ...] = ()
+    needs: str = "config"
+    """What the rule reads beyond the configuration: ``config``, ``traffic`` (a traffic
+    profile sharpens or enables it) or ``logs``."""
 
     def __post_init__(self) -> None:
         match = _ID.match(self.id)
@@ -182,6 +249,20 @@ class Rule:
         names = [option.name for option in self.options]
         if len(set(names)) != len(names):
             raise ValueError(f"rule {self.id} declares an option twice: {names}")
+        products = [example.product for example in self.examples]
+        if len(set(products)) != len(products):
+            raise ValueError(f"rule {self.id} has two examples for one product")
+
+    @property
+    def products(self) -> tuple[Product, ...]:
+        """Products the rule applies to: those it has examples for."""
+        return tuple(example.product for example in self.examples)
+
+    def example(self, product: Product) -> Example | None:
+        for example in self.examples:
+            if example.product is product:
+                return example
+        return None
 
     def option(self, name: str) -> Option | None:
         for option in self.options:

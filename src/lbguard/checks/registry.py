@@ -7,16 +7,50 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from lbguard.checks import balancing, capacity, config, routing
+from lbguard.checks import (
+    backups,
+    balancing,
+    capacity,
+    config,
+    hashing,
+    health,
+    locations,
+    observed,
+    rings,
+    routing,
+)
 from lbguard.checks.interface import Rule
 
 RULES: tuple[Rule, ...] = (
     config.PARSE_ERROR,
+    config.UNUSED_SUPPRESSION,
+    config.INVALID_SUPPRESSION,
     routing.UNREACHABLE_RULE,
     routing.UNROUTED_POOL,
     routing.CONCENTRATING_RULE,
+    locations.REGEX_CAPTURES_PREFIX,
     balancing.OVER_FAIR_SHARE,
+    balancing.WEIGHT_OUTLIER,
+    backups.BACKUP_WEIGHT_IGNORED,
+    backups.BACKUP_ONLY_POOL,
+    hashing.HASH_FEW_KEYS,
+    hashing.CLIENT_ADDRESS_HASH,
+    hashing.HASH_NOT_CONSISTENT,
+    balancing.LEASTCONN_WEIGHTS,
+    rings.COARSE_HASH_RING,
+    rings.MAP_HASH_MODULUS,
+    rings.SRV_WEIGHT_ROUNDING,
+    balancing.UPSTREAM_WITHOUT_ZONE,
+    rings.URI_HASH_HTTP2,
+    backups.BACKUP_IN_HASH_POOL,
+    health.NO_HEALTH_CHECKS,
+    health.PARTIAL_HEALTH_CHECKS,
     capacity.SINGLE_SERVER_POOL,
+    capacity.HASH_QUEUE_ON_SERVER,
+    capacity.SHARED_ENDPOINT,
+    capacity.FIRST_WITHOUT_MAXCONN,
+    observed.OBSERVED_DEPARTURE,
+    observed.UNKNOWN_SERVER,
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from lbguard.checks.conditions import ShadowIndex
-from lbguard.checks.interface import CheckContext, Family, Finding, Option, Options, Rule
+from lbguard.checks.interface import CheckContext, Example, Family, Finding, Option, Options, Rule
 from lbguard.checks.wording import join_names, percent, times
 from lbguard.model import (
     ActionKind,
@@ -18,6 +18,7 @@ from lbguard.model import (
     Mode,
     Named,
     Not,
+    Product,
     Server,
     Severity,
 )
@@ -63,9 +64,14 @@ def _rule_shares(context: CheckContext) -> dict[tuple[str, int], RuleShare]:
 def check_unreachable_rules(context: CheckContext, options: Options) -> Iterator[Finding]:
     shares = _rule_shares(context)
     evaluator = ConditionEvaluator(context.profile) if context.profile is not None else None
+    nginx = context.lb.product is Product.NGINX
     for frontend in context.lb.frontends:
         index = ShadowIndex(http=frontend.mode is Mode.HTTP)
         for position, rule in enumerate(frontend.rules):
+            # The nginx parser ends each server's rules with an unconditional rule for
+            # requests no location matches; `location /` makes it unreachable by design.
+            if nginx and rule.condition is None and position == len(frontend.rules) - 1:
+                continue
             covering = index.covering_rules(rule.condition) if position else None
             index.add(position, rule.condition)
 
@@ -182,10 +188,22 @@ UNREACHABLE_RULE = Rule(
     "broad rule's pool takes the extra load.",
     fix_hint="Move the specific rule above the broad one, or narrow the broad rule's condition.",
     check=check_unreachable_rules,
-    bad_example="acl is_any path_beg /\nacl is_api path_beg /api\n"
-    "use_backend be_web if is_any\nuse_backend be_api if is_api",
-    good_example="acl is_any path_beg /\nacl is_api path_beg /api\n"
-    "use_backend be_api if is_api\nuse_backend be_web if is_any",
+    examples=(
+        Example(
+            Product.HAPROXY,
+            bad="acl is_any path_beg /\nacl is_api path_beg /api\n"
+            "use_backend be_web if is_any\nuse_backend be_api if is_api",
+            good="acl is_any path_beg /\nacl is_api path_beg /api\n"
+            "use_backend be_api if is_api\nuse_backend be_web if is_any",
+        ),
+        Example(
+            Product.NGINX,
+            bad="location ~ ^/api/ { proxy_pass http://api; }\n"
+            "location ~ ^/api/v2/ { proxy_pass http://api_v2; }",
+            good="location ~ ^/api/v2/ { proxy_pass http://api_v2; }\n"
+            "location ~ ^/api/ { proxy_pass http://api; }",
+        ),
+    ),
 )
 
 
@@ -238,10 +256,22 @@ UNROUTED_POOL = Rule(
     "real changes in reviews.",
     fix_hint="Route to the pool from the intended rule, or delete it.",
     check=check_unrouted_pools,
-    bad_example="frontend fe\n    default_backend be_web\nbackend be_web_v2\n"
-    "    server w1 10.0.0.1:80",
-    good_example="frontend fe\n    default_backend be_web_v2\nbackend be_web_v2\n"
-    "    server w1 10.0.0.1:80",
+    examples=(
+        Example(
+            Product.HAPROXY,
+            bad="frontend fe\n    default_backend be_web\nbackend be_web_v2\n"
+            "    server w1 10.0.0.1:80",
+            good="frontend fe\n    default_backend be_web_v2\nbackend be_web_v2\n"
+            "    server w1 10.0.0.1:80",
+        ),
+        Example(
+            Product.NGINX,
+            bad="upstream web_v2 { server 10.0.0.1:80; }\n"
+            "server { listen 80; location / { proxy_pass http://web; } }",
+            good="upstream web_v2 { server 10.0.0.1:80; }\n"
+            "server { listen 80; location / { proxy_pass http://web_v2; } }",
+        ),
+    ),
 )
 
 
@@ -274,8 +304,9 @@ def check_concentrating_rules(context: CheckContext, options: Options) -> Iterat
     server_count = sum(len(servers) for servers in eligible.values())
     if server_count == 0:
         return
+    capacity = _capacities(context, eligible)
     routed = sum(pool.share_of_total or 0.0 for pool in reachable)
-    mean = routed / server_count
+    mean = routed / sum(capacity.values())
     largest = max(len(servers) for servers in eligible.values())
 
     rules_by_pool: dict[str, list[RuleShare]] = {}
@@ -290,7 +321,8 @@ def check_concentrating_rules(context: CheckContext, options: Options) -> Iterat
         overloaded = [
             server
             for server in servers
-            if server.share_of_total is not None and server.share_of_total >= factor * mean
+            if server.share_of_total is not None
+            and server.share_of_total >= factor * mean * capacity[server.key]
         ]
         if not overloaded:
             continue
@@ -304,6 +336,16 @@ def check_concentrating_rules(context: CheckContext, options: Options) -> Iterat
                 server_count=server_count,
                 factor=factor,
             )
+
+
+def _capacities(context: CheckContext, eligible: dict[str, list[ServerShare]]) -> dict[str, float]:
+    """Return each eligible server's capacity by ``pool/server``: 1 unless hinted."""
+    capacity: dict[str, float] = {}
+    for pool, servers in eligible.items():
+        hints = context.pool_capacity(pool) or {}
+        for server in servers:
+            capacity[server.key] = hints.get(server.server, 1.0)
+    return capacity
 
 
 def _concentration(
@@ -398,6 +440,17 @@ CONCENTRATING_RULE = Rule(
             minimum=1.0,
         ),
     ),
-    bad_example="acl is_search path_reg search\nuse_backend be_search if is_search",
-    good_example="acl is_search path_beg /search/\nuse_backend be_search if is_search",
+    needs="traffic",
+    examples=(
+        Example(
+            Product.HAPROXY,
+            bad="acl is_search path_reg search\nuse_backend be_search if is_search",
+            good="acl is_search path_beg /search/\nuse_backend be_search if is_search",
+        ),
+        Example(
+            Product.NGINX,
+            bad="location ~ search { proxy_pass http://search; }",
+            good="location ^~ /search/ { proxy_pass http://search; }",
+        ),
+    ),
 )

@@ -1,12 +1,16 @@
-"""Run the registered rules over a prediction, with option overrides."""
+"""Run the registered rules over a prediction, with option overrides and the inline
+suppressions of the configuration."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
+from lbguard.checks.config import UNUSED_SUPPRESSION, unused_suppression_findings
 from lbguard.checks.interface import CheckContext, Finding, OptionValue, Rule
 from lbguard.checks.registry import RULES, find_rule
+from lbguard.checks.suppression import SuppressedFinding, apply_suppressions, read_suppressions
 from lbguard.errors import LbguardError
 
 logger = logging.getLogger(__name__)
@@ -52,12 +56,25 @@ def sort_key(finding: Finding) -> tuple[int, str, int, str]:
     return (-finding.severity.rank, location.file, location.line, finding.rule_id)
 
 
-def run_checks(
+@dataclass(frozen=True)
+class AuditResult:
+    """Findings of one run, and the findings that inline suppressions silenced."""
+
+    findings: tuple[Finding, ...]
+    """Reported findings, highest severity first."""
+
+    suppressed: tuple[SuppressedFinding, ...] = ()
+
+
+def run_audit(
     context: CheckContext,
     options: Mapping[str, Mapping[str, OptionValue]] | None = None,
     rules: Sequence[Rule] = RULES,
-) -> list[Finding]:
-    """Run each rule with its options (defaults when absent) and return sorted findings."""
+    *,
+    suppress: bool = True,
+) -> AuditResult:
+    """Run each rule with its options (defaults when absent), then apply the inline
+    suppressions of the configuration files and report unused ones."""
     findings: list[Finding] = []
     for rule in rules:
         values = rule.default_options()
@@ -65,5 +82,26 @@ def run_checks(
         found = list(rule.check(context, values))
         logger.debug("rule %s found %d", rule.id, len(found))
         findings.extend(found)
+
+    suppressed: tuple[SuppressedFinding, ...] = ()
+    if suppress:
+        suppressions = read_suppressions(context.lb.files)
+        ids = {key: rule.id for rule in RULES for key in (rule.id, rule.name)}
+        outcome = apply_suppressions(findings, suppressions, ids)
+        findings = list(outcome.kept)
+        suppressed = outcome.suppressed
+        ran = {key for rule in rules for key in (rule.id, rule.name)}
+        if UNUSED_SUPPRESSION in rules:
+            findings.extend(unused_suppression_findings(suppressions, outcome.used, ran))
+
     findings.sort(key=sort_key)
-    return findings
+    return AuditResult(tuple(findings), suppressed)
+
+
+def run_checks(
+    context: CheckContext,
+    options: Mapping[str, Mapping[str, OptionValue]] | None = None,
+    rules: Sequence[Rule] = RULES,
+) -> list[Finding]:
+    """Run the rules and return the findings that no inline suppression silenced."""
+    return list(run_audit(context, options, rules).findings)
