@@ -19,10 +19,10 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from types import TracebackType
 from typing import Self
 
 from lbguard.lab.backends import Backends, RecordedRequest
+from lbguard.lab.cleanup import LabResource
 from lbguard.lab.errors import LabError
 from lbguard.lab.fidelity_configs import (
     Addresses,
@@ -128,7 +128,7 @@ def traffic_profile(specs: Sequence[RequestSpec], frontend: str, port: int) -> T
 # The lab
 
 
-class FidelityLab:
+class FidelityLab(LabResource):
     """One running product with every given row of the matrix, plus the backends."""
 
     def __init__(self, product: Product, rows: Sequence[Row], binary: str | None = None) -> None:
@@ -174,17 +174,6 @@ class FidelityLab:
         if self.process is not None:
             self.process.stop()
         self.backends.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _addresses(self) -> Addresses:
         """Give every live server its backend's address and every stopped server the
