@@ -72,7 +72,7 @@ def test_case_shares_match_expected(name: str, tmp_path: Path) -> None:
 
 def test_catch_all_case_finding(tmp_path: Path) -> None:
     config, traffic, _ = case_files("haproxy-catch-all-first", tmp_path)
-    _, report = run_json([str(config), "--traffic", str(traffic)], tmp_path)
+    _, report = run_json([str(config), "--traffic", str(traffic), "--select", "routing"], tmp_path)
 
     assert finding_keys(report) == {("LB101", str(config), 12)}
     [finding] = report["findings"]
@@ -84,7 +84,7 @@ def test_catch_all_case_finding(tmp_path: Path) -> None:
 
 def test_weight_typo_case_finding(tmp_path: Path) -> None:
     config, traffic, _ = case_files("haproxy-weight-typo", tmp_path)
-    _, report = run_json([str(config), "--traffic", str(traffic)], tmp_path)
+    _, report = run_json([str(config), "--traffic", str(traffic), "--select", "LB201"], tmp_path)
 
     assert finding_keys(report) == {("LB201", str(config), 15)}
     reason = report["findings"][0]["reason"]
@@ -124,7 +124,8 @@ def test_schema_rejects_percent_share(validator: jsonschema.protocols.Validator)
 def test_down_server_clears_finding(tmp_path: Path) -> None:
     config, traffic, _ = case_files("haproxy-weight-typo", tmp_path)
     code, report = run_json(
-        [str(config), "--traffic", str(traffic), "--down", "be_web/web3"], tmp_path
+        [str(config), "--traffic", str(traffic), "--down", "be_web/web3", "--select", "LB201"],
+        tmp_path,
     )
     assert code == ExitCode.OK
     assert report["findings"] == []
@@ -134,7 +135,8 @@ def test_down_server_clears_finding(tmp_path: Path) -> None:
 def test_fail_on_error_ignores_warnings(tmp_path: Path) -> None:
     config, traffic, _ = case_files("haproxy-weight-typo", tmp_path)
     code, report = run_json(
-        [str(config), "--traffic", str(traffic), "--fail-on", "error"], tmp_path
+        [str(config), "--traffic", str(traffic), "--fail-on", "error", "--select", "LB201"],
+        tmp_path,
     )
     assert code == ExitCode.OK
     assert report["summary"]["findings"] == 1
@@ -144,7 +146,8 @@ def test_fail_on_error_ignores_warnings(tmp_path: Path) -> None:
 def test_fair_share_factor_option(tmp_path: Path) -> None:
     config, traffic, _ = case_files("haproxy-weight-typo", tmp_path)
     code, report = run_json(
-        [str(config), "--traffic", str(traffic), "--fair-share-factor", "3"], tmp_path
+        [str(config), "--traffic", str(traffic), "--fair-share-factor", "3", "--select", "LB201"],
+        tmp_path,
     )
     assert code == ExitCode.OK
     options = {rule["id"]: rule["options"] for rule in report["rules"]}
@@ -153,7 +156,7 @@ def test_fair_share_factor_option(tmp_path: Path) -> None:
 
 def test_text_report_on_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config, traffic, _ = case_files("haproxy-weight-typo", tmp_path)
-    code = main(["check", str(config), "--traffic", str(traffic)])
+    code = main(["check", str(config), "--traffic", str(traffic), "--select", "LB201"])
     out, err = capsys.readouterr()
 
     assert code == ExitCode.FINDINGS

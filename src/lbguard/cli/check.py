@@ -1,24 +1,28 @@
 """``lbguard check``: audit a configuration and report predicted shares and findings.
 
-The command reads as parse arguments, load the configuration, load the traffic, predict,
-run the checks, render, and return the exit code. Everything it decides lives in the
-packages it calls.
+The command reads as parse arguments, load the settings, load the configuration, load the
+traffic, predict, compare with the logs when given, run the checks, render, and return
+the exit code. Everything it decides lives in the packages it calls.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import ipaddress
 import logging
 import os
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from lbguard.checks import RULES, CheckContext, resolve_options, run_checks
+from lbguard.checks import CheckContext, Rule, resolve_options
+from lbguard.checks.runner import run_audit
+from lbguard.checks.settings import AuditSettings, load_settings, selector_matches
 from lbguard.cli.main import ExitCode
 from lbguard.errors import LbguardError
 from lbguard.model import LoadBalancer, Product, Severity
@@ -27,6 +31,9 @@ from lbguard.predict import predict
 from lbguard.predict.result import Prediction
 from lbguard.report import RENDERERS, CheckReport, RenderOptions
 from lbguard.traffic import TrafficProfile, load_profile
+
+if TYPE_CHECKING:
+    from lbguard.analysis.compare import Comparison
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +86,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--fail-on",
         choices=[severity.value for severity in Severity],
-        default=Severity.WARNING.value,
-        help="lowest finding severity that makes the exit code 1 (default: warning)",
+        help="lowest finding severity that makes the exit code 1 (default: fail-on in "
+        "lbguard.toml, else warning)",
     )
     parser.add_argument(
         "--limit",
@@ -88,6 +95,69 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=20,
         metavar="ROWS",
         help="rows per table in the text report; 0 shows all (default: 20)",
+    )
+    parser.add_argument(
+        "--config-file",
+        metavar="FILE",
+        help="lbguard settings (lbguard.toml or a pyproject.toml with [tool.lbguard]); "
+        "default: the nearest one from the current directory upward",
+    )
+    parser.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        metavar="RULES",
+        help="run only these rules: comma-separated ids (LB201), id prefixes (LB2), "
+        "families (balancing) or names; repeatable",
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="RULES",
+        help="skip these rules, written as for --select; repeatable",
+    )
+    nginx = parser.add_argument_group("nginx")
+    nginx.add_argument(
+        "--prefix-map",
+        action="append",
+        default=[],
+        metavar="PREFIX=DIR",
+        help="read absolute includes under PREFIX from the local folder DIR, for example "
+        "/etc/nginx/=./nginx; repeatable",
+    )
+    nginx.add_argument(
+        "--resolve",
+        action="append",
+        default=[],
+        metavar="NAME=IP[,IP]",
+        help="addresses of a host name in server and proxy_pass lines (lbguard never "
+        "queries DNS); repeatable",
+    )
+    logs = parser.add_argument_group("logs")
+    logs.add_argument(
+        "--logs",
+        nargs="+",
+        default=[],
+        metavar="LOG",
+        help="access logs to compare with the prediction: their requests are routed "
+        "through the configuration and departures become LB6xx findings",
+    )
+    logs.add_argument(
+        "--log-format", metavar="FORMAT", help="format of the logs (default: detected)"
+    )
+    logs.add_argument(
+        "--timezone",
+        default="UTC",
+        metavar="ZONE",
+        help="IANA zone of log timestamps written without one (default: UTC)",
+    )
+    logs.add_argument(
+        "--captured-headers",
+        metavar="NAME,...",
+        default="",
+        help="names of the HAProxy `capture request header` fields in log order, such as "
+        "host,x-forwarded-for, so that host rules can be evaluated on logged requests",
     )
     parser.set_defaults(handler=run)
 
@@ -110,8 +180,12 @@ def run(args: argparse.Namespace) -> ExitCode:
 
 
 def _check(args: argparse.Namespace, errors: Console) -> ExitCode:
-    options = resolve_options(_option_overrides(args))
-    lb = _load_config(args.config, args.product)
+    settings = load_settings(Path(args.config_file) if args.config_file else None)
+    rules = _rules(settings, args.select, args.ignore)
+    options = resolve_options(_option_overrides(args, settings))
+    fail_on = Severity(args.fail_on) if args.fail_on else settings.fail_on or Severity.WARNING
+
+    lb = _load_config(args)
     if not lb.frontends and not lb.pools:
         for diagnostic in lb.diagnostics:
             errors.print(f"lbguard: {diagnostic}")
@@ -119,20 +193,26 @@ def _check(args: argparse.Namespace, errors: Console) -> ExitCode:
             f"nothing to analyse in {', '.join(args.config)}: no frontend and no pool",
             hint="check that the files are the load balancer's configuration, or pass --product",
         )
+    settings.check_capacity(lb)
 
     profile = _load_traffic(args.traffic)
     health = _health(lb, args.down)
     prediction = _predict(lb, profile, health)
+    observation = _observe(lb, args, health) if args.logs else None
 
-    context = CheckContext.build(lb, prediction, profile)
-    findings = run_checks(context, options)
+    context = CheckContext.build(
+        lb, prediction, profile, observation=observation, capacity=settings.capacity
+    )
+    result = run_audit(context, options, rules)
     report = CheckReport(
         lb=lb,
         prediction=prediction,
-        findings=tuple(findings),
-        rules=RULES,
+        findings=result.findings,
+        rules=rules,
         options=options,
-        fail_on=Severity(args.fail_on),
+        fail_on=fail_on,
+        suppressed=result.suppressed,
+        settings_file=settings.source,
     )
 
     _write(report, args.format, args.output, RenderOptions(limit=args.limit))
@@ -140,15 +220,109 @@ def _check(args: argparse.Namespace, errors: Console) -> ExitCode:
     return ExitCode.FINDINGS if report.failing else ExitCode.OK
 
 
-def _option_overrides(args: argparse.Namespace) -> dict[str, dict[str, object]]:
-    overrides: dict[str, dict[str, object]] = {}
+def _rules(
+    settings: AuditSettings, select: Sequence[str], ignore: Sequence[str]
+) -> tuple[Rule, ...]:
+    """Return the settings' rules narrowed by --select and --ignore."""
+    rules = settings.rules()
+    chosen = _selectors(select, "--select", rules)
+    skipped = _selectors(ignore, "--ignore", rules)
+    if chosen:
+        rules = tuple(rule for rule in rules if any(selector_matches(rule, s) for s in chosen))
+    return tuple(rule for rule in rules if not any(selector_matches(rule, s) for s in skipped))
+
+
+def _selectors(values: Sequence[str], option: str, rules: Sequence[Rule]) -> list[str]:
+    from lbguard.checks import RULES
+
+    selectors = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    for selector in selectors:
+        if not any(selector_matches(rule, selector) for rule in RULES):
+            raise UsageError(
+                f"{option} {selector}: no rule matches",
+                hint="use rule ids (LB201), id prefixes (LB2), families (balancing) or "
+                "names; lbguard explain lists the rules",
+            )
+    return selectors
+
+
+def _option_overrides(
+    args: argparse.Namespace, settings: AuditSettings
+) -> dict[str, dict[str, object]]:
+    overrides: dict[str, dict[str, object]] = {
+        rule_id: dict(values) for rule_id, values in settings.options.items()
+    }
     if args.fair_share_factor is not None:
-        overrides[_FAIR_SHARE_RULE] = {"factor": args.fair_share_factor}
+        overrides.setdefault(_FAIR_SHARE_RULE, {})["factor"] = args.fair_share_factor
     return overrides
 
 
-def _load_config(paths: list[str], product: str | None) -> LoadBalancer:
-    return load_config(paths, Product(product) if product else None)
+def _load_config(args: argparse.Namespace) -> LoadBalancer:
+    return load_config(
+        args.config,
+        Product(args.product) if args.product else None,
+        prefix_map=_prefix_map(args.prefix_map) or None,
+        resolve=_resolve(args.resolve) or None,
+    )
+
+
+def _prefix_map(values: Sequence[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for value in values:
+        prefix, equals, folder = value.partition("=")
+        if not equals or not prefix.startswith("/") or not folder:
+            raise UsageError(
+                f"--prefix-map {value}: expected PREFIX=DIR with an absolute PREFIX",
+                hint="for example --prefix-map /etc/nginx/=./etc-nginx",
+            )
+        if not Path(folder).is_dir():
+            raise UsageError(
+                f"--prefix-map {value}: folder not found: {folder}",
+                hint="give the local copy of the configuration folder",
+            )
+        mapping[prefix] = folder
+    return mapping
+
+
+def _resolve(values: Sequence[str]) -> dict[str, list[str]]:
+    mapping: dict[str, list[str]] = {}
+    for value in values:
+        name, equals, addresses = value.partition("=")
+        parts = [part.strip() for part in addresses.split(",") if part.strip()]
+        if not equals or not name or not parts:
+            raise UsageError(
+                f"--resolve {value}: expected NAME=IP[,IP]",
+                hint="for example --resolve backend.internal=10.0.0.1,10.0.0.2",
+            )
+        for part in parts:
+            try:
+                ipaddress.ip_address(part)
+            except ValueError:
+                raise UsageError(
+                    f"--resolve {value}: {part!r} is not an IP address",
+                    hint="give addresses, not names: lbguard never queries DNS",
+                ) from None
+        mapping.setdefault(name, []).extend(parts)
+    return mapping
+
+
+def _observe(lb: LoadBalancer, args: argparse.Namespace, health: Mapping[str, bool]) -> Comparison:
+    """Load the logs and compare their shares with the configuration's prediction."""
+    # Imported here: DuckDB and SciPy take a noticeable time to import, and most
+    # check runs have no logs.
+    import duckdb
+
+    from lbguard.analysis.compare import observe_and_compare
+    from lbguard.logs import load_logs
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
+    load = load_logs(args.logs, con=con, log_format=args.log_format, timezone=args.timezone)
+    headers = [name.strip() for name in args.captured_headers.split(",") if name.strip()]
+    return observe_and_compare(
+        lb, load.con, load.table, health=health or None, captured_headers=headers
+    )
 
 
 def _load_traffic(path: str | None) -> TrafficProfile | None:

@@ -7,7 +7,7 @@ contents through `DETECTORS`, a small explicit table checked in order.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from lbguard.errors import ConfigError
@@ -77,8 +77,18 @@ def _head(path: Path) -> str:
         return handle.read(_SNIFF_BYTES).decode("utf-8", errors="replace")
 
 
-def load_config(paths: Sequence[str | Path], product: Product | None = None) -> LoadBalancer:
-    """Parse the configuration of ``product`` (detected when None) from ``paths``."""
+def load_config(
+    paths: Sequence[str | Path],
+    product: Product | None = None,
+    *,
+    prefix_map: Mapping[str, str] | None = None,
+    resolve: Mapping[str, Sequence[str]] | None = None,
+) -> LoadBalancer:
+    """Parse the configuration of ``product`` (detected when None) from ``paths``.
+
+    ``prefix_map`` (absolute include prefix to local folder) and ``resolve`` (host name to
+    addresses) are passed to the NGINX parser; other products reject them.
+    """
     if not paths:
         raise ConfigError("no configuration file given", hint="pass at least one file")
     chosen = product or detect_product(paths)
@@ -87,5 +97,12 @@ def load_config(paths: Sequence[str | Path], product: Product | None = None) -> 
         raise ConfigError(
             f"lbguard cannot read {chosen} configurations yet",
             hint=f"supported products: {', '.join(p.value for p in PARSERS)}",
+        )
+    if chosen is Product.NGINX and (prefix_map or resolve):
+        return parse_nginx(paths, prefix_map=prefix_map, resolve=resolve)
+    if prefix_map or resolve:
+        raise ConfigError(
+            f"--prefix-map and --resolve apply to nginx configurations, not {chosen}",
+            hint="drop these options, or pass --product nginx for an nginx configuration",
         )
     return parser(paths)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from lbguard.checks import Finding, OptionValue, Rule
+from lbguard.checks.suppression import SuppressedFinding
 from lbguard.model import LoadBalancer, Location, Severity
 from lbguard.predict.result import Prediction
 
@@ -28,6 +29,12 @@ class CheckReport:
 
     fail_on: Severity
     """Lowest severity that makes the run fail."""
+
+    suppressed: tuple[SuppressedFinding, ...] = ()
+    """Findings that inline ``lbguard: ignore`` comments silenced."""
+
+    settings_file: str | None = None
+    """The lbguard.toml or pyproject.toml the run read, if any."""
 
     @property
     def failing(self) -> tuple[Finding, ...]:

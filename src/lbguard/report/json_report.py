@@ -78,6 +78,17 @@ def report_document(report: CheckReport) -> JsonObject:
             for item in prediction.unevaluated
         ],
         "assumptions": list(prediction.assumptions),
+        "suppressed": [
+            {
+                "finding": _finding(item.finding, rules.get(item.finding.rule_id), sources),
+                "suppression": {
+                    "location": _location(item.suppression.location),
+                    "rules": list(item.suppression.rules),
+                    "reason": item.suppression.reason,
+                },
+            }
+            for item in report.suppressed
+        ],
     }
 
 
