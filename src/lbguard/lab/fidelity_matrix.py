@@ -39,8 +39,9 @@ SHARE_TOLERANCE = 0.01
 SIGMAS = 3.0
 """Binomial bound for random algorithms, in standard deviations."""
 # NOTE: a correct prediction still exceeds a 3-sigma bound with probability about 0.27 %
-# per server, so the 16 servers of the random rows fail a run about 4 % of the time
-# (an estimate under the normal approximation).
+# per server (normal approximation), so the 8 nginx random servers fail a run about 2 % of
+# the time. The HAProxy random rows repeat from run to run because HAProxy 2.6 starts its
+# statistical PRNG from a fixed seed (src/tools.c).
 
 
 @dataclass(frozen=True)
