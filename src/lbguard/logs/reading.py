@@ -86,12 +86,11 @@ def parse_query(source: LogSource, plan: ParsePlan, *, cri_prefix: bool, encodin
     if cri_prefix:
         line = f"regexp_replace(line, {sql.quote(CRI_PREFIX)}, '')"
 
-    # NOTE: line numbers come from the scan order, which DuckDB keeps for this
-    # single-source query while preserve_insertion_order is on (its default); a test
-    # checks this on 200,000 lines. The window also makes the rest of the query run on
-    # one thread, which limits throughput.
+    # Line numbers are not computed here: a window function such as row_number() would
+    # make the whole query run on one thread. `read_file` stores the result with CREATE
+    # TABLE AS, which keeps the scan order, and takes the line number from the rowid.
     scan = _read_csv(source, encoding)
-    raw = f"SELECT row_number() OVER () AS line_no, {line} AS line FROM {scan}"
+    raw = f"SELECT {line} AS line FROM {scan}"
     # One nesting level per extract, so that later extracts can use earlier structs.
     inner = raw
     for alias, expression in plan.extracts:
@@ -102,7 +101,7 @@ def parse_query(source: LogSource, plan: ParsePlan, *, cri_prefix: bool, encodin
         if name == "source_file":
             values.append(f"{sql.quote(source.name)} AS source_file")
         elif name == "source_line":
-            values.append("line_no AS source_line")
+            values.append("NULL::BIGINT AS source_line")
         else:
             values.append(f"{plan.columns.get(name, 'NULL')} AS {name}")
     middle = f"SELECT *, {', '.join(values)} FROM ({inner}) AS parsed"
@@ -114,7 +113,7 @@ def parse_query(source: LogSource, plan: ParsePlan, *, cri_prefix: bool, encodin
     skips = " ".join(
         f"WHEN {check.condition} THEN {str(check.skipped).lower()}" for check in checks
     )
-    aliases = ", ".join(["line_no", *(alias for alias, _ in plan.extracts)])
+    aliases = ", ".join(alias for alias, _ in plan.extracts)
     judged = (
         f"SELECT * EXCLUDE ({aliases}), CASE {reasons} END AS _reason, "
         f"CASE {skips} ELSE false END AS _skipped FROM ({middle}) AS typed"
@@ -150,9 +149,12 @@ def read_file(
         _run(con, source, plan, cri_prefix=cri_prefix, encoding=encoding, progress=progress)
 
     columns = ", ".join(schema.COLUMN_NAMES)
+    values = ", ".join(
+        "rowid + 1" if name == "source_line" else name for name in schema.COLUMN_NAMES
+    )
     con.execute(
         f"INSERT INTO {table} ({columns}) "
-        f"SELECT {columns} FROM _lbguard_parsed WHERE _reason IS NULL"
+        f"SELECT {values} FROM _lbguard_parsed WHERE _reason IS NULL"
     )
     counts = con.execute(
         "SELECT count(*) FILTER (WHERE _reason IS NULL), "
@@ -161,8 +163,8 @@ def read_file(
     ).fetchone()
     parsed, malformed, skipped = (int(value) for value in counts)
     rows = con.execute(
-        "SELECT source_line, _line, _reason FROM _lbguard_parsed "
-        f"WHERE _reason IS NOT NULL AND NOT _skipped ORDER BY source_line LIMIT {MAX_SAMPLES}"
+        "SELECT rowid + 1, _line, _reason FROM _lbguard_parsed "
+        f"WHERE _reason IS NOT NULL AND NOT _skipped ORDER BY rowid LIMIT {MAX_SAMPLES}"
     ).fetchall()
     total = con.execute("SELECT count(*) FROM _lbguard_parsed").fetchone()[0]
     con.execute("DROP TABLE _lbguard_parsed")
