@@ -34,10 +34,11 @@ def check_backup_weights(context: CheckContext, options: Options) -> Iterator[Fi
         parts = []
         if weighted:
             names = join_names([f"{server.name} (weight {server.weight})" for server in weighted])
+            one = len(weighted) == 1
             parts.append(
-                f"In {pool.name}, {names} {'is' if len(weighted) == 1 else 'are'} weighted like "
-                f"the active servers (median weight {typical:g}) but, as backup, receive "
-                "nothing while any active server is up."
+                f"In {pool.name}, {names} {'is' if one else 'are'} weighted like the active "
+                f"servers (median weight {typical:g}) but, as backup, "
+                f"{'receives' if one else 'receive'} nothing while any active server is up."
             )
         if unused:
             names = join_names([server.name for server in unused])
@@ -111,10 +112,12 @@ def check_backup_only_pools(context: CheckContext, options: Options) -> Iterator
             )
             severity = Severity.INFO
         else:
+            idle = [server.name for server in pool.servers[1:]]
             reason = (
                 f"Every server of {pool.name} is a backup and `option allbackups` is not set: "
                 f"HAProxy sends all of {pool.name}'s requests to the first one, "
-                f"{pool.servers[0].name}, while the other {len(pool.servers) - 1} idle."
+                f"{pool.servers[0].name}, while {join_names(idle)} "
+                f"{'stays' if len(idle) == 1 else 'stay'} idle."
             )
             severity = None
         yield BACKUP_ONLY_POOL.finding(

@@ -176,9 +176,10 @@ def check_weight_outliers(context: CheckContext, options: Options) -> Iterator[F
             server.name: server.weight / (capacity or {}).get(server.name, 1.0)
             for server in servers
         }
+        # The lower median of all servers: with two servers it is the smaller weight, and
+        # one outlier cannot shift it.
+        typical = statistics.median_low(per_unit.values())
         for server in servers:
-            others = [per_unit[other.name] for other in servers if other is not server]
-            typical = statistics.median(others)
             ratio = per_unit[server.name] / typical
             if 1 / factor < ratio < factor:
                 continue
@@ -191,9 +192,9 @@ def _outlier(
     others = sorted({other.weight for other in servers if other is not server})
     peers = join_names([str(weight) for weight in others], limit=4)
     if ratio >= 1:
-        effect = f"{times(ratio)} the others'"
+        effect = f"{times(ratio)} the pool's median"
     else:
-        effect = f"1/{times(1 / ratio)} of the others'"
+        effect = f"1/{times(1 / ratio)} of the pool's median"
     basis = " per unit of capacity from the capacity hints" if hinted else ""
     share = server.weight / sum(other.weight for other in servers)
     reason = (
@@ -214,7 +215,7 @@ WEIGHT_OUTLIER = Rule(
     name="balancing.weight-outlier",
     family=Family.BALANCING,
     severity=Severity.WARNING,
-    summary="A server's weight differs from the median of its peers' by the configured "
+    summary="A server's weight differs from the median weight of its pool by the configured "
     "factor or more.",
     rationale="Weights set the share of every weight-following algorithm. One weight ten "
     "times its peers' (100 for 10) sends most of the pool to one server; one a tenth of "
@@ -226,7 +227,7 @@ WEIGHT_OUTLIER = Rule(
         Option(
             "factor",
             5.0,
-            "ratio to the median of the other servers' weights that is reported",
+            "ratio to the pool's median weight that is reported, above or below",
             minimum=1.0,
         ),
     ),

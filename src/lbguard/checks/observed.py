@@ -32,10 +32,13 @@ def check_observed_departures(context: CheckContext, options: Options) -> Iterat
             locations.append(server.location if server is not None else pool.location)
         what = f"server {comparison.key}" if slash else f"pool {comparison.key}"
         of = f"{pool_name}'s requests" if slash else "all pool-bound requests"
+        test = ""
+        if comparison.z is not None and comparison.p_value is not None:
+            test = f" (z = {comparison.z:.1f}, p = {comparison.p_value:.2g})"
         reason = (
             f"The logs show {what} with {percent(comparison.observed_share)} of {of} "
             f"({comparison.observed:,} of {comparison.trials:,}) where the configuration "
-            f"predicts {percent(comparison.predicted_share or 0.0)}: {comparison.reason}."
+            f"predicts {percent(comparison.predicted_share or 0.0)}{test}."
         )
         reason += _attribution(observation, pool_name, locations)
         yield OBSERVED_DEPARTURE.finding(
