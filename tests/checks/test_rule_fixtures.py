@@ -8,8 +8,6 @@ optionally a traffic profile and an access log to check with.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import yaml
 
 from lbguard.checks import RULES, CheckContext, Rule
 from lbguard.checks.runner import run_audit
+from lbguard.lab.testing import require_binary
 from lbguard.model import Product
 from lbguard.parsers import load_config
 from lbguard.predict import predict
@@ -26,7 +25,6 @@ from lbguard.traffic import load_profile
 
 FIXTURES = Path(__file__).parent.parent / "data" / "rules"
 EXTENSIONS = {Product.HAPROXY: "cfg", Product.NGINX: "conf"}
-REQUIRE_PRODUCTS = os.environ.get("LBGUARD_REQUIRE_PRODUCTS") == "1"
 
 
 def expectations(rule_id: str) -> dict[str, Any]:
@@ -107,22 +105,13 @@ PRODUCT_CASES = [
 ]
 
 
-def _binary(name: str) -> str:
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin")
-    if path is None:
-        if REQUIRE_PRODUCTS:
-            pytest.fail(f"{name} is not installed and LBGUARD_REQUIRE_PRODUCTS=1")
-        pytest.skip(f"{name} is not installed")
-    return path
-
-
 def product_accepts(config: Path, tmp_path: Path) -> tuple[bool, str]:
     """Run the product's own configuration check on a fixture."""
     if config.suffix == ".cfg":
-        command = [_binary("haproxy"), "-c", "-q", "-f", str(config)]
+        command = [require_binary("haproxy"), "-c", "-q", "-f", str(config)]
     else:
         command = [
-            _binary("nginx"), "-t", "-q", "-p", str(tmp_path), "-c", str(config),
+            require_binary("nginx"), "-t", "-q", "-p", str(tmp_path), "-c", str(config),
             "-g", f"pid {tmp_path / 'nginx.pid'}; error_log stderr;",
         ]  # fmt: skip
     completed = subprocess.run(

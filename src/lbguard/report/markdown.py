@@ -34,7 +34,7 @@ SEVERITY_TITLES = {
 
 def escape(text: str) -> str:
     """Make configuration-derived text literal in Markdown, on one line."""
-    flat = clean(text).replace("\r", " ").replace("\n", " ")
+    flat = clean(text.replace("\r\n", " ").replace("\n", " "))
     escaped = _LINE_START.sub(r"\\\1", _SPECIAL.sub(r"\\\1", flat))
     return _LIST_NUMBER.sub(r"\1\\\2", escaped)
 
@@ -72,7 +72,7 @@ def render_markdown(report: CheckReport, stream: TextIO, options: RenderOptions)
 
 def code_span(text: str) -> str:
     """Return text as an inline code span, which Markdown shows literally."""
-    flat = clean(text).replace("\n", " ").replace("`", "'")
+    flat = clean(text.replace("\n", " ")).replace("`", "'")
     return f"`{flat}`"
 
 
