@@ -46,7 +46,9 @@ def resolve_options(overrides: OptionOverrides) -> dict[str, dict[str, OptionVal
             try:
                 resolved[rule.id][name] = option.parse(value)
             except ValueError as error:
-                raise CheckOptionError(f"rule {rule.id}: {error}") from None
+                raise CheckOptionError(
+                    f"rule {rule.id}: {error}", hint=f"{option.name} sets the {option.help}"
+                ) from None
     return resolved
 
 
