@@ -9,7 +9,6 @@ per ``server`` line.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -22,21 +21,21 @@ from lbguard.hashing.nginx import (
     FALLBACK,
     KetamaRing,
     crc32_keys,
-    ip_hash_key,
-    ip_hash_peers,
+    ip_hash_address_peers,
     ip_hash_rows,
     ketama_names,
     ketama_ring,
     ketama_uniform_shares,
     memcached_hash_peers,
     memcached_uniform_shares,
+    parse_addresses,
 )
 from lbguard.model import AdminState, Algorithm, HashMethod, Pool
 from lbguard.predict.balancer import Health, PoolOutcome, PoolRequests
 from lbguard.predict.result import ShareMethod
 from lbguard.traffic import TrafficProfile, header_key
 
-__all__ = ["UnknownKeyError", "balance", "choose", "evaluate_key", "sequence"]
+__all__ = ["UnknownKeyError", "balance", "choose", "evaluate_key", "key_rows", "sequence"]
 
 _VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 """An nginx variable reference, ``$name`` or ``${name}``."""
@@ -189,7 +188,6 @@ def _hashed(
     fair: dict[int, float],
     notes: list[str],
 ) -> PoolOutcome:
-    balance_ = pool.balance
     if requests is None:
         notes.append("no traffic profile: shares over uniformly spread keys")
         return _outcome(
@@ -197,24 +195,22 @@ def _hashed(
         )
     rows = np.flatnonzero(requests.weight > 0)
     try:
-        if balance_.algorithm is Algorithm.IP_HASH:
-            keys, inverse = _ip_hash_keys(requests.profile, rows)
-        else:
-            keys, inverse = evaluate_key(balance_.key or "", requests.profile, rows)
+        per_row = _place_rows(pool, peers, requests.profile, rows)
     except UnknownKeyError as error:
         notes.append(str(error))
         return _outcome(pool, fair, ShareMethod.UNKNOWN, fair, notes)
 
-    per_key = _place(pool, peers, keys)
-    key_weight = np.bincount(inverse, weights=requests.weight[rows], minlength=len(keys))
-    total = float(key_weight.sum())
-    shares: dict[int, float] = {}
-    fallback = 0.0
-    for server, weight in zip(per_key.tolist(), key_weight.tolist(), strict=True):
-        if server == FALLBACK:
-            fallback += weight
-        else:
-            shares[server] = shares.get(server, 0.0) + weight / total
+    # The last bin collects the requests that fall back to round robin.
+    fallback_bin = len(pool.servers)
+    row_weight = requests.weight[rows]
+    total = float(row_weight.sum())
+    sums = np.bincount(
+        np.where(per_row == FALLBACK, fallback_bin, per_row),
+        weights=row_weight,
+        minlength=fallback_bin + 1,
+    )
+    shares = {server: float(sums[server]) / total for server in np.flatnonzero(sums[:-1]).tolist()}
+    fallback = float(sums[-1])
     if fallback:
         notes.append(
             f"{fallback / total:.1%} of requests find no usable peer by hashing "
@@ -222,7 +218,7 @@ def _hashed(
         )
         for server, share in fair.items():
             shares[server] = shares.get(server, 0.0) + share * fallback / total
-    notes.append(f"exact over {len(keys)} distinct keys of the traffic profile")
+    notes.append(f"exact over {rows.size} profile rows, each hashed as nginx hashes it")
     return _outcome(pool, shares, ShareMethod.EXACT, fair, notes)
 
 
@@ -230,27 +226,29 @@ def choose(pool: Pool, profile: TrafficProfile, health: Health | None = None) ->
     """Return, for each profile row, the server a hash pool sends it to; None where nginx
     falls back to round robin. Raise UnknownKeyError when the key cannot be computed."""
     peers = peer_sets(pool, health or {})
-    rows = np.arange(len(profile))
-    if pool.balance.algorithm is Algorithm.IP_HASH:
-        keys, inverse = _ip_hash_keys(profile, rows)
-    else:
-        keys, inverse = evaluate_key(pool.balance.key or "", profile, rows)
-    per_key = _place(pool, peers, keys)
-    return [
-        None if index == FALLBACK else pool.servers[index].name
-        for index in per_key[inverse].tolist()
-    ]
+    per_row = _place_rows(pool, peers, profile, np.arange(len(profile)))
+    names = [server.name for server in pool.servers]
+    return [None if index == FALLBACK else names[index] for index in per_row.tolist()]
 
 
-def _place(pool: Pool, peers: PeerSets, keys: Sequence[bytes]) -> npt.NDArray[np.int64]:
-    """Return the server line each key lands on, FALLBACK for round robin."""
+def _place_rows(
+    pool: Pool, peers: PeerSets, profile: TrafficProfile, rows: npt.NDArray[np.intp]
+) -> npt.NDArray[np.int64]:
+    """Return the server line each of the profile's ``rows`` lands on, FALLBACK for round
+    robin. Raise UnknownKeyError when the key cannot be computed."""
     primary = peers.primary
     weights = [peer.weight for peer in primary]
     usable = [peer.usable for peer in primary]
     owners = np.array([peer.server for peer in primary] + [FALLBACK], dtype=np.int64)
     balance_ = pool.balance
     if balance_.algorithm is Algorithm.IP_HASH:
-        return owners[ip_hash_peers(keys, weights, usable)]
+        if "client_ip" not in profile.known:
+            raise UnknownKeyError(
+                "ip_hash needs client addresses; the traffic profile has no client_ip column"
+            )
+        return owners[ip_hash_address_peers(profile.client_ip[rows], weights, usable)]
+
+    keys = key_rows(balance_.key or "", profile, rows)
     if balance_.hash_method is not HashMethod.CONSISTENT:
         return owners[memcached_hash_peers(keys, weights, usable)]
     ring = _ring(pool, primary)
@@ -260,7 +258,8 @@ def _place(pool: Pool, peers: PeerSets, keys: Sequence[bytes]) -> npt.NDArray[np
         [_server_index(pool, name) for name in ring.names] + [FALLBACK], dtype=np.int64
     )
     # An empty key goes to round robin (``hp->key.len == 0``).
-    chosen[np.array([not key for key in keys], dtype=bool)] = FALLBACK
+    lengths = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
+    chosen[lengths == 0] = FALLBACK
     return name_owner[chosen]
 
 
@@ -350,25 +349,22 @@ def _distinct_rows(values: Sequence[bytes]) -> tuple[list[bytes], npt.NDArray[np
     return list(index), inverse
 
 
-def _ip_hash_keys(
-    profile: TrafficProfile, rows: npt.NDArray[np.intp]
-) -> tuple[list[bytes], npt.NDArray[np.int64]]:
-    if "client_ip" not in profile.known:
-        raise UnknownKeyError(
-            "ip_hash needs client addresses; the traffic profile has no client_ip column"
-        )
-    addresses = profile.client_ip[rows]
-    unique, inverse = np.unique(addresses.astype(str), return_inverse=True)
-    keys = [ip_hash_key(str(address)) for address in unique.tolist()]
-    distinct, remap = _distinct_rows(keys)
-    return distinct, remap[inverse.reshape(-1)]
+Column = npt.NDArray[np.object_]
+"""A column of ``str`` values, or of ``bytes`` for ``$binary_remote_addr``."""
+
+ColumnGetter = Callable[[npt.NDArray[np.intp]], Column]
+"""Returns a variable's value for each of the given profile rows."""
 
 
-Getter = Callable[[int], bytes]
+def _map_distinct(column: Column, function: Callable[[str], str]) -> Column:
+    """Apply ``function`` once per distinct value of ``column``; return one result per row."""
+    values = column.tolist()
+    results = {value: function(value) for value in dict.fromkeys(values)}
+    return np.fromiter(map(results.__getitem__, values), dtype=object, count=len(values))
 
 
-def _variable_getter(name: str, profile: TrafficProfile) -> Getter:
-    """Return a function from a profile row to the value of ``$name`` (nginx 1.22
+def _variable_getter(name: str, profile: TrafficProfile) -> ColumnGetter:
+    """Return a function from profile rows to the values of ``$name`` (nginx 1.22
     ngx_http_variables.c); raise UnknownKeyError for a variable the profile lacks."""
 
     def need(column: str, what: str) -> None:
@@ -379,51 +375,105 @@ def _variable_getter(name: str, profile: TrafficProfile) -> Getter:
 
     if name == "remote_addr":
         need("client_ip", "client addresses")
-        return lambda row: str(profile.client_ip[row]).encode()
+        return lambda rows: profile.client_ip[rows]
     if name == "binary_remote_addr":
         need("client_ip", "client addresses")
-        return lambda row: _packed(str(profile.client_ip[row]))
+        return lambda rows: _binary_addresses(profile.client_ip[rows])
     if name in ("request_uri", "uri", "document_uri"):
         need("path", "request paths")
         if name != "request_uri":
-            return lambda row: normalize_uri(str(profile.path[row])).encode()
+            return lambda rows: _map_distinct(profile.path[rows], normalize_uri)
         has_query = "query" in profile.known
 
-        def request_uri(row: int) -> bytes:
-            query = str(profile.query[row]) if has_query else ""
-            return (str(profile.path[row]) + ("?" + query if query else "")).encode()
+        def request_uri(rows: npt.NDArray[np.intp]) -> Column:
+            uris = profile.path[rows]
+            if not has_query:
+                return uris
+            query = profile.query[rows]
+            with_query = query != ""
+            if with_query.any():
+                uris = uris.copy()
+                uris[with_query] = uris[with_query] + "?" + query[with_query]
+            return uris
 
         return request_uri
     if name in ("args", "query_string"):
         need("query", "query strings")
-        return lambda row: str(profile.query[row]).encode()
+        return lambda rows: profile.query[rows]
     if name.startswith("arg_"):
         need("query", "query strings")
         argument = name[4:]
-        return lambda row: query_argument(str(profile.query[row]), argument).encode()
+        return lambda rows: _map_distinct(
+            profile.query[rows], lambda query: query_argument(query, argument)
+        )
     if name == "host":
         need("host", "Host headers")
-        return lambda row: host_variable(str(profile.host[row])).encode()
+        return lambda rows: _map_distinct(profile.host[rows], host_variable)
     if name == "http_host":
         need("host", "Host headers")
-        return lambda row: str(profile.host[row]).encode()
+        return lambda rows: profile.host[rows]
     if name == "request_method":
         need("method", "request methods")
-        return lambda row: str(profile.method[row]).encode()
+        return lambda rows: profile.method[rows]
     if name.startswith("cookie_"):
         need(header_key("cookie"), "Cookie headers")
         cookies = profile.headers["cookie"]
         cookie = name[7:]
-        return lambda row: cookie_value(str(cookies[row]), cookie).encode()
+        return lambda rows: _map_distinct(
+            cookies[rows], lambda header: cookie_value(header, cookie)
+        )
     if name.startswith("http_"):
         header = name[5:].replace("_", "-")
         need(header_key(header), f"the {header} header")
         column = profile.headers[header.lower()]
-        return lambda row: str(column[row]).encode()
+        return lambda rows: column[rows]
     raise UnknownKeyError(
         f"hash key variable ${name} is not a request field lbguard can "
         "compute from a traffic profile"
     )
+
+
+def key_rows(template: str, profile: TrafficProfile, rows: npt.NDArray[np.intp]) -> list[bytes]:
+    """Evaluate an nginx complex value such as ``$host$request_uri`` for the given rows;
+    returns one key per row, in UTF-8."""
+    parts: list[str | ColumnGetter] = []
+    position = 0
+    for match in _VARIABLE.finditer(template):
+        if match.start() > position:
+            parts.append(template[position : match.start()])
+        parts.append(_variable_getter(match.group(1) or match.group(2), profile))
+        position = match.end()
+    if position < len(template):
+        parts.append(template[position:])
+
+    values = [part if isinstance(part, str) else part(rows) for part in parts]
+    binary = any(
+        isinstance(value, np.ndarray) and value.size and isinstance(value[0], bytes)
+        for value in values
+    )
+    if binary:
+        # $binary_remote_addr is raw bytes, so every other part is encoded before joining.
+        encoded = [
+            value.encode() if isinstance(value, str) else _encoded(value) for value in values
+        ]
+        keys: list[bytes] = _joined(encoded, rows.size, b"").tolist()
+        return keys
+    return list(map(str.encode, _joined(values, rows.size, "").tolist()))
+
+
+def _encoded(column: Column) -> Column:
+    if column.size and isinstance(column[0], bytes):
+        return column
+    return np.fromiter(map(str.encode, column.tolist()), dtype=object, count=column.size)
+
+
+def _joined(values: Sequence[str | bytes | Column], size: int, empty: str | bytes) -> Column:
+    """Concatenate literal parts and columns row by row."""
+    first, rest = (values[0], values[1:]) if values else (empty, [])
+    result = first if isinstance(first, np.ndarray) else np.full(size, first, dtype=object)
+    for value in rest:
+        result = result + value
+    return result
 
 
 def evaluate_key(
@@ -433,27 +483,19 @@ def evaluate_key(
 
     Returns the distinct keys and, for each row, the index of its key.
     """
-    parts: list[bytes | Getter] = []
-    position = 0
-    for match in _VARIABLE.finditer(template):
-        if match.start() > position:
-            parts.append(template[position : match.start()].encode())
-        parts.append(_variable_getter(match.group(1) or match.group(2), profile))
-        position = match.end()
-    if position < len(template):
-        parts.append(template[position:].encode())
-
-    def key(row: int) -> bytes:
-        return b"".join(part if isinstance(part, bytes) else part(row) for part in parts)
-
-    return _distinct_rows([key(row) for row in rows.tolist()])
+    return _distinct_rows(key_rows(template, profile, rows))
 
 
-def _packed(address: str) -> bytes:
-    try:
-        return ipaddress.ip_address(address).packed
-    except ValueError:
-        return b""
+def _binary_addresses(addresses: Column) -> Column:
+    """Return ``$binary_remote_addr`` for each address: 4 or 16 bytes, or empty bytes for
+    text that is no IP address."""
+    parsed = parse_addresses(addresses)
+    result: Column = np.full(addresses.size, b"", dtype=object)
+    for rows, octets in ((parsed.ipv4_rows, parsed.ipv4), (parsed.ipv6_rows, parsed.ipv6)):
+        width = octets.shape[1]
+        packed = np.ascontiguousarray(octets, dtype=np.uint8).view(f"V{width}").reshape(-1)
+        result[rows] = packed.tolist()
+    return result
 
 
 def normalize_uri(path: str) -> str:
