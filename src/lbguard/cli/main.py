@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -28,14 +29,45 @@ Handler = Callable[[argparse.Namespace], ExitCode]
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 
-def _registrars() -> list[Registrar]:
-    """Return the command registrars in the order ``--help`` lists them."""
-    from lbguard.cli import check, diff, history, logs, watch
+COMMANDS = {
+    "check": "lbguard.cli.check",
+    "logs": "lbguard.cli.logs",
+    "diff": "lbguard.cli.diff",
+    "history": "lbguard.cli.history",
+    "watch": "lbguard.cli.watch",
+}
+"""Command name to the module whose ``register`` adds it, in the order ``--help`` lists
+them. Each module imports what its command needs (``logs`` imports SciPy and DuckDB), so a
+run imports only the module of the command it runs."""
 
-    return [check.register, logs.register, diff.register, history.register, watch.register]
+
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """Return the command that *argv* runs; None for help, a version request or no command.
+
+    No top-level option takes a value, so the first word that is not an option is the
+    command.
+    """
+    for word in argv:
+        if word in ("-h", "--help", "--version"):
+            return None
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _registrars(argv: Sequence[str] | None) -> list[Registrar]:
+    """Return the registrar of the command *argv* runs, or of every command.
+
+    Every command is registered when *argv* is None or runs none, so that help and usage
+    errors list them all.
+    """
+    command = None if argv is None else chosen_command(argv)
+    names = [command] if command is not None else list(COMMANDS)
+    return [importlib.import_module(COMMANDS[name]).register for name in names]
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """Build the parser; with *argv*, only the command that *argv* runs is registered."""
     parser = argparse.ArgumentParser(
         prog="lbguard",
         description="Predict and observe load-balancer traffic shares, and find the "
@@ -50,14 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="log progress on stderr; repeat for debug output",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in _registrars():
+    for register in _registrars(argv):
         register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    parser = build_parser(words)
+    args = parser.parse_args(words)
 
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="lbguard: %(levelname)s: %(message)s")

@@ -7,7 +7,8 @@ entry gets weight-proportional shares marked unknown.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import cast
 
 import numpy as np
 
@@ -72,18 +73,38 @@ def pool_health(lb: LoadBalancer, health: Mapping[str, bool] | None) -> dict[str
     return dict(result)
 
 
-def _imbalance(shares: list[float]) -> tuple[float | None, float | None]:
-    """Return max over mean and the coefficient of variation of eligible shares."""
-    if not shares:
-        return None, None
-    values = np.array(shares, dtype=np.float64)
-    mean = float(values.mean())
-    if mean == 0:
-        return None, None
-    return float(values.max()) / mean, float(values.std()) / mean
+Imbalance = tuple[float | None, float | None]
+"""Maximum over mean, and standard deviation over mean, of a pool's eligible shares."""
 
 
-def _pool_share(pool: Pool, outcome: PoolOutcome, share_of_total: float | None) -> PoolShare:
+def imbalances(groups: Sequence[Sequence[float]]) -> list[Imbalance]:
+    """Return the `Imbalance` of each group of shares; (None, None) when empty or all zero.
+
+    Groups of one size are stacked into one array and reduced along its rows. numpy sums
+    each contiguous row with the same pairwise summation as a one-dimensional array, so each
+    group gets the floats that ``mean``, ``max`` and ``std`` give on its own array.
+    """
+    result: list[Imbalance] = [(None, None)] * len(groups)
+    by_size: dict[int, list[int]] = {}
+    for position, shares in enumerate(groups):
+        if shares:
+            by_size.setdefault(len(shares), []).append(position)
+
+    for positions in by_size.values():
+        values = np.array([groups[position] for position in positions], dtype=np.float64)
+        means = values.mean(axis=1).tolist()
+        maxima = values.max(axis=1).tolist()
+        deviations = values.std(axis=1).tolist()
+        for row, position in enumerate(positions):
+            mean = means[row]
+            if mean != 0:
+                result[position] = (maxima[row] / mean, deviations[row] / mean)
+    return result
+
+
+def _server_shares(
+    pool: Pool, outcome: PoolOutcome, share_of_total: float | None
+) -> list[ServerShare]:
     servers = []
     for server in pool.servers:
         share = outcome.shares.get(server.name, 0.0)
@@ -101,30 +122,45 @@ def _pool_share(pool: Pool, outcome: PoolOutcome, share_of_total: float | None) 
                 location=server.location,
             )
         )
-    eligible = [s.share_of_pool for s in servers if s.eligible]
-    max_over_mean, variation = _imbalance(eligible)
-    return PoolShare(
-        pool=pool.name,
-        share_of_total=share_of_total,
-        method=outcome.method,
-        servers=tuple(servers),
-        notes=outcome.notes,
-        max_over_mean=max_over_mean,
-        coefficient_of_variation=variation,
-        location=pool.location,
-    )
+    return servers
+
+
+def _pool_shares(outcomes: list[tuple[Pool, PoolOutcome, float | None]]) -> list[PoolShare]:
+    servers = [_server_shares(pool, outcome, share) for pool, outcome, share in outcomes]
+    spreads = imbalances([[s.share_of_pool for s in group if s.eligible] for group in servers])
+    return [
+        PoolShare(
+            pool=pool.name,
+            share_of_total=share_of_total,
+            method=outcome.method,
+            servers=tuple(group),
+            notes=outcome.notes,
+            max_over_mean=max_over_mean,
+            coefficient_of_variation=variation,
+            location=pool.location,
+        )
+        for (pool, outcome, share_of_total), group, (max_over_mean, variation) in zip(
+            outcomes, servers, spreads, strict=True
+        )
+    ]
 
 
 def _endpoints(pools: list[PoolShare]) -> tuple[EndpointShare, ...]:
     grouped: dict[str, list[ServerShare]] = {}
     for pool in pools:
         for server in pool.servers:
-            grouped.setdefault(server.endpoint, []).append(server)
+            members = grouped.get(server.endpoint)
+            if members is None:
+                grouped[server.endpoint] = [server]
+            else:
+                members.append(server)
+
     result = []
     for endpoint, members in grouped.items():
-        totals = [m.share_of_total for m in members]
-        known = None if any(t is None for t in totals) else math.fsum(t or 0.0 for t in totals)
-        result.append(EndpointShare(endpoint, known, tuple(m.key for m in members)))
+        totals = [member.share_of_total for member in members]
+        known = None if None in totals else math.fsum(cast("list[float]", totals))
+        keys = tuple(f"{member.pool}/{member.server}" for member in members)
+        result.append(EndpointShare(endpoint, known, keys))
     return tuple(result)
 
 
@@ -145,9 +181,7 @@ def predict(
     balancer = BALANCERS.get(lb.product, _weights_only)
 
     serving_pools = frozenset(pool.name for pool in lb.pools if pool.servers)
-    routing = (
-        route(lb.frontends, traffic, serving_pools) if route_known else RoutingResult()
-    )
+    routing = route(lb.frontends, traffic, serving_pools) if route_known else RoutingResult()
     assumptions = list(routing.assumptions)
     unevaluated = list(routing.unevaluated)
     if not route_known:
@@ -158,7 +192,8 @@ def predict(
     if lb.product not in BALANCERS:
         assumptions.append(f"no balancing model for {lb.product}; shares follow weights")
 
-    pools = []
+    outcomes: list[tuple[Pool, PoolOutcome, float | None]] = []
+    total = traffic.total
     for pool in lb.pools:
         weights = routing.pool_weights.get(pool.name)
         requests = None
@@ -166,12 +201,12 @@ def predict(
         if route_known:
             if weights is None:
                 weights = np.zeros(len(traffic), dtype=np.float64)
-            share_of_total = float(weights.sum()) / traffic.total
-            if weights.sum() > 0:
+            pool_total = weights.sum()
+            share_of_total = float(pool_total) / total
+            if pool_total > 0:
                 requests = PoolRequests(traffic, weights)
         outcome = balancer(pool, requests, healths[pool.name])
-        pool_share = _pool_share(pool, outcome, share_of_total)
-        pools.append(pool_share)
+        outcomes.append((pool, outcome, share_of_total))
         if outcome.method is ShareMethod.UNKNOWN:
             unevaluated.append(
                 UnevaluatedItem(
@@ -182,6 +217,7 @@ def predict(
                 )
             )
 
+    pools = _pool_shares(outcomes)
     unevaluated.extend(_missing_pools(lb, routing))
     rules: tuple[RuleShare, ...] = tuple(routing.rules) if route_known else _unknown_rules(lb)
     return Prediction(
@@ -197,7 +233,7 @@ def predict(
 
 def _missing_pools(lb: LoadBalancer, routing: RoutingResult) -> list[UnevaluatedItem]:
     defined = {pool.name for pool in lb.pools}
-    total = sum(float(w.sum()) for w in routing.pool_weights.values())
+    total = routing.pool_weights.any_traffic()
     items = []
     for rule in routing.rules:
         if rule.target in defined or rule.target not in routing.pool_weights:

@@ -102,6 +102,13 @@ def _int_tests(patterns: tuple[str, ...]) -> list[IntRange]:
     return tests
 
 
+def folded_patterns(matcher: Matcher) -> tuple[str, ...]:
+    """Return the patterns as compared: lower-case with ``-i``, else as written."""
+    if matcher.ignore_case:
+        return tuple(pattern.lower() for pattern in matcher.patterns)
+    return matcher.patterns
+
+
 def compile_matcher(matcher: Matcher) -> ValueTest:
     """Return a test of one sample value for *matcher*'s method and patterns.
 
@@ -109,7 +116,7 @@ def compile_matcher(matcher: Matcher) -> ValueTest:
     """
     method = matcher.method
     fold = matcher.ignore_case
-    patterns = tuple(p.lower() for p in matcher.patterns) if fold else matcher.patterns
+    patterns = folded_patterns(matcher)
 
     def folded(value: str) -> str:
         return value.lower() if fold else value

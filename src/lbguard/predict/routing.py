@@ -12,7 +12,7 @@ traffic that an unknown condition decides is reported with the rule, never guess
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,9 +33,10 @@ from lbguard.model import (
     Rule,
     Unevaluated,
 )
-from lbguard.predict.matching import UnsupportedPatternError, compile_matcher
+from lbguard.predict.matching import UnsupportedPatternError, compile_matcher, folded_patterns
 from lbguard.predict.result import RuleShare, UnevaluatedItem
 from lbguard.predict.samples import sample_for
+from lbguard.predict.value_index import INDEXED_METHODS, ValueIndex
 from lbguard.traffic import TrafficProfile
 
 Mask = npt.NDArray[np.bool_]
@@ -70,16 +71,22 @@ class _Issue:
 
 
 class ConditionEvaluator:
-    """Evaluate conditions over one profile, caching each matcher's result."""
+    """Evaluate conditions over one profile, caching each matcher's result.
 
-    def __init__(self, profile: TrafficProfile) -> None:
+    With *indexed* (the default), string match methods read a `ValueIndex` of each column
+    instead of testing every distinct value; both ways give the same result.
+    """
+
+    def __init__(self, profile: TrafficProfile, *, indexed: bool = True) -> None:
         self.profile = profile
         self.size = len(profile)
+        self.indexed = indexed
         self.issues: list[_Issue] = []
         self._cache: dict[Matcher, Truth] = {}
         self._uniques: dict[
             tuple[str, str], tuple[npt.NDArray[np.object_], npt.NDArray[np.intp]]
         ] = {}
+        self._indexes: dict[tuple[str, str | None], ValueIndex] = {}
 
     def constant(self, value: bool) -> Truth:
         full = np.full(self.size, value, dtype=bool)
@@ -151,15 +158,59 @@ class ConditionEvaluator:
         column_key = (matcher.fetch, (matcher.arg or "").lower())
         values, inverse = self._distinct(column_key, sample.column)
         split = sample.split
-        per_value = np.fromiter(
-            (any(test(v) for v in split(value)) for value in values),
-            dtype=bool,
-            count=values.shape[0],
-        )
+        if self.indexed and matcher.method in INDEXED_METHODS:
+            # The splitter depends on the argument's case (url_param, cookie) but the
+            # column does not.
+            index_key = (matcher.fetch, matcher.arg)
+            index = self._indexes.get(index_key)
+            if index is None:
+                index = self._indexes[index_key] = ValueIndex(values.tolist(), split)
+            per_value = index.match(matcher.method, folded_patterns(matcher), matcher.ignore_case)
+        else:
+            per_value = np.fromiter(
+                (any(test(v) for v in split(value)) for value in values),
+                dtype=bool,
+                count=values.shape[0],
+            )
         matched = per_value[inverse]
         truth = Truth(matched, ~matched)
         self._cache[matcher] = truth
         return truth
+
+
+class PoolWeights(Mapping[str, Weights]):
+    """Requests per profile row that reach each pool, built when a pool is read.
+
+    Each rule's contribution is kept as the rows it takes and their weights, so that
+    thousands of pools over thousands of rows do not each hold a whole column. Reading a
+    pool adds the contributions in rule order, which gives the same floats as adding
+    whole columns because adding 0.0 to a weight leaves it unchanged.
+    """
+
+    def __init__(self, size: int = 0) -> None:
+        self.size = size
+        self._parts: dict[str, list[tuple[npt.NDArray[np.intp], Weights]]] = {}
+
+    def add(self, pool: str, taken: Weights) -> None:
+        """Add the weights a rule sends to *pool*, one per profile row."""
+        (rows,) = taken.nonzero()
+        self._parts.setdefault(pool, []).append((rows, taken[rows]))
+
+    def __getitem__(self, pool: str) -> Weights:
+        weights = np.zeros(self.size, dtype=np.float64)
+        for rows, values in self._parts[pool]:
+            weights[rows] += values
+        return weights
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parts)
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+    def any_traffic(self) -> bool:
+        """Tell whether some pool receives a request."""
+        return any(values.any() for parts in self._parts.values() for _, values in parts)
 
 
 @dataclass
@@ -167,7 +218,7 @@ class RoutingResult:
     """The profile's traffic per rule, and per pool as row weights."""
 
     rules: list[RuleShare] = field(default_factory=list)
-    pool_weights: dict[str, Weights] = field(default_factory=dict)
+    pool_weights: PoolWeights = field(default_factory=PoolWeights)
     unevaluated: list[UnevaluatedItem] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
     local_answers: dict[str, float] = field(default_factory=dict)
@@ -259,15 +310,17 @@ def route(
     frontends: Sequence[Frontend],
     profile: TrafficProfile,
     serving_pools: frozenset[str] | None = None,
+    *,
+    indexed: bool = True,
 ) -> RoutingResult:
     """Route every row of *profile* through *frontends*; first matching rule wins.
 
     *serving_pools* names the pools that have servers; rows without a frontend go only to
-    frontends that can reach one of them.
+    frontends that can reach one of them. *indexed* is passed to `ConditionEvaluator`.
     """
-    result = RoutingResult()
+    result = RoutingResult(pool_weights=PoolWeights(len(profile)))
     total = profile.total
-    evaluator = ConditionEvaluator(profile)
+    evaluator = ConditionEvaluator(profile, indexed=indexed)
 
     split = frontend_weights(frontends, profile, result, serving_pools)
     for frontend in frontends:
@@ -281,10 +334,12 @@ def route(
             else:
                 truth = evaluator.evaluate(rule.condition)
             taken = np.where(truth.true, remaining, 0.0)
-            undecided = float(np.where(truth.unknown, remaining, 0.0).sum())
             could = float(weights[truth.true].sum())
 
-            for issue in evaluator.issues[issues_before:]:
+            new_issues = evaluator.issues[issues_before:]
+            if new_issues:
+                undecided = float(np.where(truth.unknown, remaining, 0.0).sum())
+            for issue in new_issues:
                 result.unevaluated.append(
                     UnevaluatedItem(
                         text=issue.text,
@@ -347,8 +402,7 @@ def _assign(
     routes_to_pool = rule is None and frontend.default_pool is not None
     routes_to_pool = routes_to_pool or (rule is not None and rule.action.kind is ActionKind.ROUTE)
     if routes_to_pool:
-        weights = result.pool_weights.setdefault(target, np.zeros_like(taken))
-        weights += taken
+        result.pool_weights.add(target, taken)
         return
     result.local_answers[target] = result.local_answers.get(target, 0.0) + share
     if rule is not None and rule.action.kind is ActionKind.DYNAMIC and share > 0:

@@ -221,7 +221,7 @@ def _check_servers(proxy: ProxyState, pool: Pool, diagnostics: list[Diagnostic])
     first_by_name: dict[str, Server] = {}
     by_id: dict[int, Server] = {}
     for server in pool.servers:
-        has_id = (server.location, server.name) in explicit
+        has_id = bool(explicit) and (server.location, server.name) in explicit
         loc = server.location
         earlier = first_by_name.get(server.name)
         if not has_id and earlier is not None:

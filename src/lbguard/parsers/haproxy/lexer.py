@@ -88,6 +88,12 @@ class LineError(ValueError):
 
 _SIMPLE_ESCAPES = {" ": " ", "\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
 
+_SPECIAL = re.compile(r"[\"'\\$#\r\n]")
+"""Characters that quote, escape, reference a variable, start a comment or end the line.
+Up to the first of them, a line splits on whitespace alone."""
+
+_LINE_END = frozenset("#\r\n")
+
 
 def split_words(line: str) -> _Words:
     """Split one line into words and the environment variables it references.
@@ -95,6 +101,20 @@ def split_words(line: str) -> _Words:
     Raise `LineError` with HAProxy's wording for an unmatched quote or brace, an invalid
     variable name or a truncated ``\\x`` sequence.
     """
+    # Most lines have no quote, escape or variable: up to the first comment or line end
+    # they split on whitespace exactly as `scan_words` does (``str.split`` and
+    # ``str.isspace`` use the same whitespace set).
+    special = _SPECIAL.search(line)
+    if special is None:
+        return _Words(words=line.split(), end=len(line))
+    if line[special.start()] in _LINE_END:
+        end = special.start()
+        return _Words(words=line[:end].split(), end=end)
+    return scan_words(line)
+
+
+def scan_words(line: str) -> _Words:
+    """Split one line character by character; `split_words` without its fast path."""
     out = _Words()
     squote = dquote = False
     quote_at = -1
@@ -255,14 +275,16 @@ def read_lines(path: Path, display: str, diagnostics: list[Diagnostic]) -> Itera
         )
     conditions = _Conditions()
     for number, line in enumerate(lines, start=1):
+        stripped = line.lstrip()
+        if not stripped:
+            continue
         location = Location(display, number)
-        text = line.rstrip("\r").strip()
-        indent = len(line) - len(line.lstrip())
+        indent = len(line) - len(stripped)
         try:
-            split = split_words(line[indent:])
+            split = split_words(stripped)
         except LineError as error:
             error.position += indent
-            diagnostics.append(_line_error(location, error, text))
+            diagnostics.append(_line_error(location, error, line.rstrip("\r").strip()))
             continue
         words = tuple(split.words)
         text = line[indent : indent + split.end].strip()
@@ -272,7 +294,7 @@ def read_lines(path: Path, display: str, diagnostics: list[Diagnostic]) -> Itera
             directive = ConfigLine(location, words, text, tuple(split.env_vars))
             _directive(directive, conditions, diagnostics)
             continue
-        if not conditions.active:
+        if conditions.levels and not conditions.active:
             continue
         if len(words) > MAX_LINE_ARGS:
             diagnostics.append(
