@@ -30,9 +30,9 @@ frontend fe_main
 
 backend be_web
     balance roundrobin
-    server web1 127.0.0.1:9001 weight {w1}
-    server web2 127.0.0.1:9002 weight {w2}
-    server web3 127.0.0.1:9003 weight {w3}
+    server web1 127.0.0.1:9001 check weight {w1}
+    server web2 127.0.0.1:9002 check weight {w2}
+    server web3 127.0.0.1:9003 check weight {w3}
 """
 
 
