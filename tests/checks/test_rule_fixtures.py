@@ -1,6 +1,6 @@
 """Every rule on its failing and false-positive fixtures, by exact (file, line, rule).
 
-Each folder tests/data/rules/<RULE>/ holds ``bad`` and ``good`` configurations per
+Each folder tests/data/rules/<RULE>/ contains ``bad`` and ``good`` configurations per
 product the rule applies to (``.cfg`` for HAProxy, ``.conf`` for NGINX) and
 ``expectations.yaml``: for each fixture, the lines where the rule's findings start, and
 optionally a traffic profile and an access log to check with.

@@ -195,7 +195,7 @@ def test_prefix_map_and_resolve(tmp_path: Path) -> None:
     }
 
     assert str(tmp_path / "etc-nginx" / "conf.d" / "app.conf") in report["files"]
-    # nginx gives a name that resolves to two addresses two peers with the full weight.
+    # nginx makes one peer per address of a name, each with the full weight.
     assert shares["backend.internal:8080"] == pytest.approx(2 / 3)
     assert shares["10.0.0.9:8080"] == pytest.approx(1 / 3)
 

@@ -70,7 +70,7 @@ def unused_suppression_findings(
 ) -> Iterator[Finding]:
     """Report valid suppressions that silenced nothing, when every rule they name ran.
 
-    ``ran`` holds the ids and names of the rules that ran.
+    ``ran`` contains the ids and names of the rules that ran.
     """
     matched = set(used)
     for suppression in suppressions:

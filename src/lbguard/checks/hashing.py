@@ -1,4 +1,4 @@
-"""Hash-key rules (LB205-LB207): which keys a hashed pool sees and how they move.
+"""Hash-key rules (LB205-LB207): the keys a hashed pool receives and how they move.
 
 Product facts are from HAProxy 2.6 (doc/configuration.txt "balance", "hash-type") and
 nginx 1.22 (ngx_http_upstream_hash and ip_hash modules).

@@ -230,8 +230,8 @@ class Rule:
 
     options: tuple[Option, ...] = ()
     needs: str = "config"
-    """What the rule reads beyond the configuration: ``config``, ``traffic`` (a traffic
-    profile sharpens or enables it) or ``logs``."""
+    """Input the rule reads beyond the configuration: ``config`` (none), ``traffic`` (a
+    traffic profile sharpens or enables it) or ``logs``."""
 
     def __post_init__(self) -> None:
         match = _ID.match(self.id)

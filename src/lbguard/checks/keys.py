@@ -1,8 +1,7 @@
 """How many distinct hash keys a pool's requests carry, and how heavy the heaviest is.
 
-The hash rules need the key of every profile request that reaches a hashed pool. The
-prediction computes the same keys; this module asks the product's key functions for
-them and counts requests per key.
+The hash rules need the key of every profile request that reaches a hashed pool. This
+module calls the same key functions as the prediction and counts requests per key.
 """
 
 from __future__ import annotations

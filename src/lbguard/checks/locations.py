@@ -117,7 +117,7 @@ def check_regex_captures_prefix(context: CheckContext, options: Options) -> Iter
                     continue
                 if share is None and _literal_head(regex.patterns[0]) is None:
                     # Without traffic, an unanchored regex can take requests under any
-                    # prefix; say so quietly instead of warning about every pair.
+                    # prefix, so the pair is reported at info severity, not as a warning.
                     yield _finding(frontend, regex, prefix_matcher, None, Severity.INFO)
                 else:
                     yield _finding(frontend, regex, prefix_matcher, share)

@@ -41,7 +41,8 @@ class SettingsError(LbguardError):
 
 @dataclass(frozen=True)
 class AuditSettings:
-    """What to check and how, from the settings file and the command line."""
+    """Rule selection, rule options, failing severity and capacity hints from the settings
+    file."""
 
     source: str | None = None
     """The file read; None when no settings file was found."""
@@ -266,7 +267,7 @@ _KEY = re.compile(r"""^\s*(?:"([^"]*)"|'([^']*)'|([A-Za-z0-9_.-]+))\s*=""")
 def line_of(text: str, table: Sequence[str], key: str | None) -> int:
     """Return the line of ``key`` in ``table``, else of the nearest enclosing key or the
     table's header; 1 when none is found. Dotted keys count as their tables."""
-    wanted = (*table, key) if key is not None else tuple(table)
+    target_path = (*table, key) if key is not None else tuple(table)
     current: tuple[str, ...] = ()
     best = 0
     best_depth = 0
@@ -281,9 +282,9 @@ def line_of(text: str, table: Sequence[str], key: str | None) -> int:
                 continue
             name = next(group for group in match.groups() if group is not None)
             path = current + (tuple(name.split(".")) if match.group(3) else (name,))
-        if path == wanted[: len(path)] and len(path) > best_depth:
+        if path == target_path[: len(path)] and len(path) > best_depth:
             best, best_depth = number, len(path)
-            if path == wanted:
+            if path == target_path:
                 return number
     return best or 1
 

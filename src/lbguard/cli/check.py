@@ -58,6 +58,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         choices=[product.value for product in PARSERS],
         help="product that reads the configuration (default: detected from the content)",
     )
+
     parser.add_argument(
         "--traffic",
         metavar="PROFILE.yaml",
@@ -77,6 +78,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="report a server whose share of its pool exceeds FACTOR times its fair share "
         "(default 1.5)",
     )
+
     parser.add_argument(
         "--format", choices=sorted(RENDERERS), default="text", help="report format"
     )
@@ -96,6 +98,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="ROWS",
         help="rows per table in the text report; 0 shows all (default: 20)",
     )
+
     parser.add_argument(
         "--config-file",
         metavar="FILE",
@@ -117,6 +120,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="RULES",
         help="skip these rules, written as for --select; repeatable",
     )
+
     nginx = parser.add_argument_group("nginx")
     nginx.add_argument(
         "--prefix-map",
@@ -134,6 +138,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="addresses of a host name in server and proxy_pass lines (lbguard never "
         "queries DNS); repeatable",
     )
+
     logs = parser.add_argument_group("logs")
     logs.add_argument(
         "--logs",

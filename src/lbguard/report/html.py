@@ -160,9 +160,12 @@ def _finding(finding: Finding, rule: Rule | None, sources: SourceLines) -> dict[
 
 
 def share_chart(pools: Sequence[PoolShare], route_level_known: bool, limit: int) -> dict[str, Any]:
-    """Lay out one horizontal bar per server: its share of all requests when the route
-    level is known, else its share of its pool, with a tick at its weight share and, for
-    shares of all requests, a dashed line at the mean per eligible server."""
+    """Lay out one horizontal bar per server with a tick at its weight share.
+
+    A bar is the server's share of all requests when the route level is known, else its
+    share of its pool. Shares of all requests also get a dashed line at the mean per
+    eligible server.
+    """
     rows = []
     for pool in pools:
         for server in pool.servers:

@@ -2,7 +2,7 @@
 
 Findings come first, grouped by severity, each with its configuration lines in a code
 block. Configuration-derived text is stripped of control characters and escaped, so a
-server name cannot open a link, an HTML tag or a table cell; code blocks use a fence
+server name cannot open a link, an HTML tag or a table cell. Code blocks use a fence
 longer than any run of backticks inside them.
 """
 

@@ -17,7 +17,7 @@ NEEDS = {
     "traffic": "the configuration; a traffic profile (--traffic) enables or sharpens it",
     "logs": "access logs (--logs) besides the configuration",
 }
-"""What a rule reads, by `Rule.needs`."""
+"""Description of each `Rule.needs` value."""
 
 FENCE_LANGUAGE = {Product.HAPROXY: "haproxy", Product.NGINX: "nginx"}
 
