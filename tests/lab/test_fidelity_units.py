@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from statistics import NormalDist
 
+import numpy as np
 import pytest
 
 from lbguard.lab.fidelity import main, render_markdown
@@ -14,6 +16,7 @@ from lbguard.lab.fidelity_lab import (
     ServerResult,
     binomial_bound,
     replay_sequence,
+    row_sigmas,
     traffic_profile,
 )
 from lbguard.lab.fidelity_matrix import (
@@ -66,6 +69,38 @@ def test_binomial_bound_is_three_sigma() -> None:
     assert binomial_bound(0.25, 2000) == pytest.approx(3 * math.sqrt(0.25 * 0.75 / 2000))
     assert binomial_bound(0.0, 2000) == 0.0
     assert binomial_bound(1.0, 2000) == 0.0
+
+
+def test_row_sigmas_keep_one_test_rate() -> None:
+    one_test = 2 * (1 - NormalDist().cdf(3.0))
+    assert row_sigmas(0) == 3.0
+    assert row_sigmas(1) == 3.0
+    for servers in range(2, 9):
+        per_server = 2 * (1 - NormalDist().cdf(row_sigmas(servers)))
+        assert 1 - (1 - per_server) ** servers == pytest.approx(one_test)
+        assert row_sigmas(servers) > row_sigmas(servers - 1)
+
+
+def _false_failure_rate(sigmas: float) -> float:
+    """Replay 40,000 seeded rows of 2,000 requests over shares 1/8, 1/8, 1/4, 1/2 and
+    return the fraction of rows where some server leaves its bound."""
+    shares = np.array([0.125, 0.125, 0.25, 0.5])
+    counts = np.random.default_rng(2027).multinomial(2000, shares, size=40_000)
+    bounds = np.array([binomial_bound(share, 2000, sigmas) for share in shares])
+    outside = np.abs(counts / 2000 - shares) > bounds
+    return float(outside.any(axis=1).mean())
+
+
+def test_row_bound_false_failure_rate() -> None:
+    one_test = 2 * (1 - NormalDist().cdf(3.0))
+    assert _false_failure_rate(row_sigmas(4)) < one_test * 1.5
+    assert _false_failure_rate(3.0) > one_test * 2.5
+
+
+def test_row_bound_fails_wrong_prediction() -> None:
+    allowed = binomial_bound(0.25, 2000, row_sigmas(4))
+    assert ServerResult("up", "s3", 0.25, 0.27, 540, allowed).within
+    assert not ServerResult("up", "s3", 0.25, 0.30, 600, allowed).within
 
 
 def test_server_result_within_bound() -> None:

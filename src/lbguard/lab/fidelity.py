@@ -13,9 +13,10 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from statistics import NormalDist
 
 from lbguard.errors import LbguardError
-from lbguard.lab.fidelity_lab import PRODUCTS, RowResult, run_rows
+from lbguard.lab.fidelity_lab import PRODUCTS, RowResult, row_sigmas, run_rows
 from lbguard.lab.fidelity_matrix import MATRIX, ROW_IDS, SHARE_TOLERANCE, SIGMAS
 from lbguard.lab.products import find_binary
 from lbguard.model import Product
@@ -60,8 +61,11 @@ def render_markdown(results: Sequence[RowResult], versions: Sequence[str],
         f"{SHARE_TOLERANCE * 100:g} percentage point of the prediction.",
         "- **per-key**: hash algorithm; every request on the server lbguard predicts for "
         "its key, so shares match exactly.",
-        f"- **binomial**: random algorithm; every server within {SIGMAS:g} standard "
-        "deviations of the expected count.",
+        "- **binomial**: random algorithm; every server within z standard deviations of "
+        f"the expected count. z is Šidák-adjusted for the servers of the row "
+        f"({row_sigmas(4):.2f} for 4 servers), so that a correct prediction fails the "
+        f"whole row with the probability of one {SIGMAS:g}-sigma test, about "
+        f"{2 * (1 - NormalDist().cdf(SIGMAS)):.2%}.",
         "",
         "Products:",
         "",

@@ -19,6 +19,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from statistics import NormalDist
 from typing import Self
 
 from lbguard.lab.backends import Backends, RecordedRequest
@@ -258,8 +259,10 @@ class FidelityLab(LabResource):
         observed, problems = _observe(row, results, received)
 
         servers = []
-        for key, share in predictor.shares(prediction).items():
-            allowed = _allowed(row.check, share, row.requests)
+        predicted = predictor.shares(prediction)
+        sigmas = row_sigmas(sum(0.0 < share < 1.0 for share in predicted.values()))
+        for key, share in predicted.items():
+            allowed = _allowed(row.check, share, row.requests, sigmas)
             server = ServerResult(key[0], key[1], share, observed[key] / row.requests,
                                   observed[key], allowed)
             servers.append(server)
@@ -399,12 +402,30 @@ def _key_mismatches(predictor: RowPredictor, recorded: Sequence[RecordedRequest]
     return problems
 
 
-def _allowed(check: Check, share: float, total: int) -> float:
+def _allowed(check: Check, share: float, total: int, sigmas: float) -> float:
     if check is Check.SHARES:
         return SHARE_TOLERANCE
     if check is Check.BINOMIAL:
-        return binomial_bound(share, total)
+        return binomial_bound(share, total, sigmas)
     return 0.0
+
+
+def row_sigmas(servers: int, sigmas: float = SIGMAS) -> float:
+    """Return the per-server bound, in standard deviations, that gives a row of `servers`
+    random servers the false-failure probability of one `sigmas` test (0.27 % for 3).
+
+    Each server is one two-sided test. The Šidák correction sets the per-server
+    probability p so that 1 - (1 - p) ** servers equals the one-test probability: 3.40
+    standard deviations for 4 servers. Servers with a predicted share of 0 or 1 are not
+    counted, because their count is exact. The counts of one row are slightly negatively
+    correlated, which makes the row's real false-failure probability a little lower.
+    """
+    if servers <= 1:
+        return sigmas
+    normal = NormalDist()
+    one_test = 2.0 * (1.0 - normal.cdf(sigmas))
+    per_server = 1.0 - (1.0 - one_test) ** (1.0 / servers)
+    return normal.inv_cdf(1.0 - per_server / 2.0)
 
 
 def binomial_bound(share: float, requests: int, sigmas: float = SIGMAS) -> float:
