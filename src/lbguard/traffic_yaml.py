@@ -184,6 +184,13 @@ def _expand_network(reader: _Reader, node: yaml.Node, text: str, count: int | No
             f"invalid count {count} for network {text} of {size} addresses",
             f"use a count from 1 to {size}",
         )
+    if count > MAX_ROWS:
+        raise reader.error(
+            node,
+            f"count {count} for network {text} is more than the {MAX_ROWS} rows a profile "
+            "may have",
+            "lower the count, or describe the traffic with samples or a log",
+        )
     base = int(network.network_address)
     offsets = (np.arange(count, dtype=object) * size) // count
     return [str(ipaddress.ip_address(base + int(offset))) for offset in offsets]
@@ -411,7 +418,8 @@ def build_profile(
         stride //= size
         index = (np.arange(rows) // stride) % size
         fractions = np.array([entry.weight for entry in dimension.entries], dtype=np.float64)
-        weights *= (fractions / fractions.sum())[index]
+        with np.errstate(over="ignore", invalid="ignore"):
+            weights *= (fractions / fractions.sum())[index]
         for name in sorted(dimension.sets):
             values = np.array(
                 [entry.fields.get(name, "") for entry in dimension.entries], dtype=object
@@ -426,7 +434,16 @@ def build_profile(
     if requests is None:
         samples = [d for d in dimensions if d.name == "samples"]
         requests = sum(e.weight for e in samples[0].entries) if samples else 1.0
-    weights *= requests
+    with np.errstate(over="ignore", invalid="ignore"):
+        weights *= requests
+        total = float(weights.sum())
+    if not math.isfinite(total) or total <= 0:
+        raise TrafficError(
+            f"the profile's request weights add up to {total}, not a finite positive number",
+            location=dimensions[-1].location,
+            hint="use smaller numbers for requests and weights; only their ratios matter "
+            "for shares",
+        )
 
     known = set(columns)
     headers = {

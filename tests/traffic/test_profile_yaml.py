@@ -184,3 +184,22 @@ def test_default_profile_is_empty_and_flagged() -> None:
     assert profile.is_default
     assert len(profile) == 0
     assert profile.known == frozenset()
+
+
+def test_huge_client_count_rejected_before_expanding(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "paths: [/a]\nclients:\n  - cidr: 2001:db8::/32\n    count: 1000000000000\n",
+    )
+    with pytest.raises(TrafficError) as caught:
+        load_profile(path)
+    assert caught.value.location is not None
+    assert caught.value.location.line == 3
+    assert "1000000000000" in caught.value.message
+
+
+def test_overflowing_weights_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, 'requests: 1e308\npaths: {"/": 1e308, "/api/x": 1e308}\n')
+    with pytest.raises(TrafficError) as caught:
+        load_profile(path)
+    assert "finite" in caught.value.message
