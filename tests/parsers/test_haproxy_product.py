@@ -232,10 +232,23 @@ def running(haproxy: str, tmp_path: Path) -> Iterator[tuple[Path, Path]]:
             process.wait(timeout=10)
 
 
+def connect_when_ready(client: socket.socket, sock: Path) -> None:
+    """Connect to the stats socket; HAProxy creates the file before it accepts on it."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.connect(str(sock))
+            return
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def show_servers_state(sock: Path) -> dict[str, int]:
     with socket.socket(socket.AF_UNIX) as client:
         client.settimeout(5)
-        client.connect(str(sock))
+        connect_when_ready(client, sock)
         client.sendall(b"show servers state be\n")
         data = b""
         while chunk := client.recv(65536):
