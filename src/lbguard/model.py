@@ -234,6 +234,11 @@ class Rule:
     text: str
     """The rule as written, on one line."""
 
+    implicit: bool = False
+    """True when the parser added the rule to model product behaviour that no configuration
+    line states (nginx serving static files when no location matches); audit rules about
+    rule order skip it."""
+
 
 @dataclass(frozen=True)
 class Bind:
