@@ -101,16 +101,27 @@ def split_words(line: str) -> _Words:
     Raise `LineError` with HAProxy's wording for an unmatched quote or brace, an invalid
     variable name or a truncated ``\\x`` sequence.
     """
-    # Most lines have no quote, escape or variable: up to the first comment or line end
-    # they split on whitespace exactly as `scan_words` does (``str.split`` and
-    # ``str.isspace`` use the same whitespace set).
+    plain = _split_plain(line)
+    if plain is None:
+        return scan_words(line)
+    words, end = plain
+    return _Words(words=words, end=end)
+
+
+def _split_plain(line: str) -> tuple[list[str], int] | None:
+    """Return the words and content end of a line with no quote, escape or variable
+    before its comment or line end; None for any other line.
+
+    Such a line splits on whitespace exactly as `scan_words` splits it, because
+    ``str.split`` and ``str.isspace`` use the same whitespace set.
+    """
     special = _SPECIAL.search(line)
     if special is None:
-        return _Words(words=line.split(), end=len(line))
-    if line[special.start()] in _LINE_END:
-        end = special.start()
-        return _Words(words=line[:end].split(), end=end)
-    return scan_words(line)
+        return line.split(), len(line)
+    end = special.start()
+    if line[end] in _LINE_END:
+        return line[:end].split(), end
+    return None
 
 
 def scan_words(line: str) -> _Words:
@@ -279,19 +290,26 @@ def read_lines(path: Path, display: str, diagnostics: list[Diagnostic]) -> Itera
         if not stripped:
             continue
         location = Location(display, number)
-        indent = len(line) - len(stripped)
-        try:
-            split = split_words(stripped)
-        except LineError as error:
-            error.position += indent
-            diagnostics.append(_line_error(location, error, line.rstrip("\r").strip()))
+        env_vars: tuple[str, ...] = ()
+        unquoted_vars: tuple[str, ...] = ()
+        plain = _split_plain(stripped)
+        if plain is not None:
+            word_list, end = plain
+        else:
+            try:
+                split = scan_words(stripped)
+            except LineError as error:
+                error.position += len(line) - len(stripped)
+                diagnostics.append(_line_error(location, error, line.rstrip("\r").strip()))
+                continue
+            word_list, end = split.words, split.end
+            env_vars, unquoted_vars = tuple(split.env_vars), tuple(split.unquoted_vars)
+        if not word_list:
             continue
-        words = tuple(split.words)
-        text = line[indent : indent + split.end].strip()
-        if not words:
-            continue
+        words = tuple(word_list)
+        text = stripped[:end].strip()
         if words[0].startswith("."):
-            directive = ConfigLine(location, words, text, tuple(split.env_vars))
+            directive = ConfigLine(location, words, text, env_vars)
             _directive(directive, conditions, diagnostics)
             continue
         if conditions.levels and not conditions.active:
@@ -319,7 +337,7 @@ def read_lines(path: Path, display: str, diagnostics: list[Diagnostic]) -> Itera
                     code="syntax",
                 )
             )
-        yield ConfigLine(location, words, text, tuple(split.env_vars), tuple(split.unquoted_vars))
+        yield ConfigLine(location, words, text, env_vars, unquoted_vars)
 
     if conditions.levels:
         opened = conditions.levels[-1][3]
