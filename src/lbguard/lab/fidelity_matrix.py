@@ -29,18 +29,19 @@ class Check(StrEnum):
     """Hash algorithm: every request lands on the server predicted for its key."""
 
     BINOMIAL = "binomial"
-    """Random algorithm: every server's count within `SIGMAS` binomial standard deviations
-    of the predicted expectation."""
+    """Random algorithm: every server's count within the binomial bound of
+    `fidelity_lab.row_sigmas`, which gives the whole row the false-failure probability of
+    one `SIGMAS` test."""
 
 
 SHARE_TOLERANCE = 0.01
 """Maximum difference between an observed and a predicted share: 1 percentage point."""
 
 SIGMAS = 3.0
-"""Binomial bound for random algorithms, in standard deviations."""
-# NOTE: a correct prediction still exceeds a 3-sigma bound with probability about 0.27 %
-# per server (normal approximation), so the 8 nginx random servers fail a run about 2 % of
-# the time. The HAProxy random rows repeat from run to run because HAProxy 2.6 starts its
+"""Binomial bound for random algorithms, in standard deviations, for a whole row."""
+# NOTE: a correct prediction still fails a row with probability about 0.27 % (one 3-sigma
+# test, normal approximation), so the two nginx random rows fail a run about 0.5 % of the
+# time. The HAProxy random rows repeat from run to run because HAProxy 2.6 starts its
 # statistical PRNG from a fixed seed (src/tools.c).
 
 
