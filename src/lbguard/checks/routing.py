@@ -68,9 +68,11 @@ def check_unreachable_rules(context: CheckContext, options: Options) -> Iterator
     for frontend in context.lb.frontends:
         index = ShadowIndex(http=frontend.mode is Mode.HTTP)
         for position, rule in enumerate(frontend.rules):
+            # Rules the parser adds model product behaviour, so their order is no mistake.
             # The nginx parser ends each server's rules with an unconditional rule for
-            # requests no location matches; `location /` makes it unreachable by design.
-            if nginx and rule.condition is None and position == len(frontend.rules) - 1:
+            # requests no location matches, which `location /` makes unreachable.
+            last = position == len(frontend.rules) - 1
+            if rule.implicit or (nginx and rule.condition is None and last):
                 continue
             covering = index.covering_rules(rule.condition) if position else None
             index.add(position, rule.condition)
