@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from conftest import AuditFactory
+from audit_support import AuditFactory
 
 from lbguard.model import Severity
 

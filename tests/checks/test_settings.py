@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import AuditFactory
+from audit_support import AuditFactory
 
 from lbguard.checks import CheckContext, run_checks
 from lbguard.checks.settings import (

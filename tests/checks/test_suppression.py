@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import AuditFactory
+from audit_support import AuditFactory
 
 from lbguard.checks.suppression import parse_suppressions
 

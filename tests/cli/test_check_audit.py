@@ -203,7 +203,13 @@ def test_prefix_map_and_resolve(tmp_path: Path) -> None:
 def test_include_without_prefix_map_is_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    err = expect_error([str(nginx_with_include(tmp_path))], capsys)
+    code = main(["check", str(nginx_with_include(tmp_path))])
+    out, err = capsys.readouterr()
+
+    assert code == ExitCode.ERROR
+    assert out == ""
+    assert "/etc/nginx/conf.d/*.conf" in err
+    assert "lbguard: error: nothing to analyse" in err
     assert "no frontend and no pool" in err
 
 

@@ -6,7 +6,7 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
-from conftest import INCIDENT, Render
+from report_support import INCIDENT, Render
 
 from lbguard.lab.testing import require_binary
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conftest import INCIDENT, Render
+from report_support import INCIDENT, Render
 
 from lbguard.report.markdown import code_block, escape
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import INCIDENT, Render
+from report_support import INCIDENT, Render
 
 from lbguard.checks import RULES
 
