@@ -1,7 +1,9 @@
 """Configuration parsers, one per product, behind one entry point.
 
 `load_config` picks the product from the ``product`` argument, else from the file names and
-contents through `DETECTORS`, a small explicit table checked in order.
+contents through `DETECTORS`, a small explicit table checked in order. It also recognises
+products that lbguard cannot read yet (Envoy, Traefik, Caddy, the Kubernetes Gateway API),
+so that their users get a plain answer instead of a wrong parser's errors.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from pathlib import Path
 
 from lbguard.errors import ConfigError
 from lbguard.model import LoadBalancer, Product
+from lbguard.parsers.files import read_config_file
 from lbguard.parsers.haproxy import parse_haproxy
 from lbguard.parsers.nginx import parse_nginx
 
-__all__ = ["DETECTORS", "PARSERS", "detect_product", "load_config"]
+__all__ = ["DETECTORS", "PARSERS", "PRODUCT_NAMES", "detect_product", "load_config"]
 
 Parser = Callable[[Sequence[str | Path]], LoadBalancer]
 
@@ -24,6 +27,17 @@ PARSERS: dict[Product, Parser] = {
     Product.NGINX: parse_nginx,
 }
 """Product to the parser that reads its configuration."""
+
+PRODUCT_NAMES: dict[Product, str] = {
+    Product.HAPROXY: "HAProxy",
+    Product.NGINX: "NGINX",
+    Product.ENVOY: "Envoy",
+    Product.AWS_ALB: "AWS Application Load Balancer",
+    Product.GATEWAY_API: "Kubernetes Gateway API",
+    Product.TRAEFIK: "Traefik",
+    Product.CADDY: "Caddy",
+}
+"""Each product's name as its vendor writes it, for messages."""
 
 _HAPROXY_SECTION = re.compile(r"^\s*(global|defaults|frontend|backend|listen)(\s|$)", re.MULTILINE)
 
@@ -34,9 +48,36 @@ _NGINX_BLOCK = re.compile(
     re.MULTILINE,
 )
 
+# Products lbguard cannot read yet, by the top-level keys of their documented formats:
+# Envoy bootstrap (static_resources) or cluster lists, Traefik dynamic configuration
+# (http routers and services, in YAML or TOML) and static configuration (entryPoints),
+# Caddy's Caddyfile directives and JSON "apps", and Gateway API resources.
+_GATEWAY_API = re.compile(r"^apiVersion:\s*[\"']?gateway\.networking\.k8s\.io/", re.MULTILINE)
+_ENVOY = re.compile(
+    r"^\s*\"?static_resources\"?\s*:"
+    r"|^\s*\"@type\"\s*:\s*\"?type\.googleapis\.com/envoy\."
+    r"|^clusters:\s*$.*^\s+(?:-\s+)?(?:load_assignment|lb_policy|connect_timeout):",
+    re.MULTILINE | re.DOTALL,
+)
+_TRAEFIK = re.compile(
+    r"^http:\s*$.*?^\s+(?:routers|services|middlewares):"
+    r"|^\[http\.(?:routers|services|middlewares)[.\]]"
+    r"|^entryPoints:\s*$",
+    re.MULTILINE | re.DOTALL,
+)
+_CADDY = re.compile(
+    r"^\s*(?:reverse_proxy|file_server|php_fastcgi)(?:\s|$)"
+    r"|\"apps\"\s*:\s*\{\s*\"(?:http|tls|pki)\"",
+    re.MULTILINE,
+)
+
 DETECTORS: tuple[tuple[Product, re.Pattern[str], re.Pattern[str]], ...] = (
     (Product.NGINX, re.compile(r"nginx", re.IGNORECASE), _NGINX_BLOCK),
     (Product.HAPROXY, re.compile(r"haproxy|\.cfg$", re.IGNORECASE), _HAPROXY_SECTION),
+    (Product.GATEWAY_API, re.compile(r"gateway|httproute", re.IGNORECASE), _GATEWAY_API),
+    (Product.ENVOY, re.compile(r"envoy", re.IGNORECASE), _ENVOY),
+    (Product.TRAEFIK, re.compile(r"traefik", re.IGNORECASE), _TRAEFIK),
+    (Product.CADDY, re.compile(r"^Caddyfile|caddy", re.IGNORECASE), _CADDY),
 )
 """(product, file-name pattern, content pattern) in the order they are tried. The content
 pattern decides; the file-name pattern only breaks a tie when the content matches none."""
@@ -45,36 +86,71 @@ _SNIFF_BYTES = 65536
 
 
 def detect_product(paths: Sequence[str | Path]) -> Product:
-    """Return the product whose configuration the files hold; raise `ConfigError` if none."""
-    files = _sample_files(paths)
-    for product, _name_pattern, content_pattern in DETECTORS:
-        if any(content_pattern.search(_head(path)) for path in files):
-            return product
+    """Return the product whose configuration the files hold.
+
+    Raise `ConfigError` when no file looks like a known product, when two files belong to
+    different products, or when a path cannot be read (`read_config_file`).
+    """
+    return _detect(paths)[0]
+
+
+def _detect(paths: Sequence[str | Path]) -> tuple[Product, Path]:
+    """Return the product and the first file that shows it."""
+    samples = _sample_files(paths)
+    found: dict[Product, Path] = {}
+    for path, head in samples:
+        product = _content_product(head)
+        if product is not None:
+            found.setdefault(product, path)
+    if len(found) > 1:
+        (first, first_path), (second, second_path) = list(found.items())[:2]
+        raise ConfigError(
+            f"{first_path} is for {PRODUCT_NAMES[first]} but {second_path} is for "
+            f"{PRODUCT_NAMES[second]}",
+            hint="check one load balancer at a time: run lbguard once per product",
+        )
+    if found:
+        return next(iter(found.items()))
+
     for product, name_pattern, _content_pattern in DETECTORS:
-        if any(name_pattern.search(path.name) for path in files):
-            return product
+        for path, _head in samples:
+            if name_pattern.search(path.name):
+                return product, path
+    shown = samples[0][0] if samples else paths[0]
     raise ConfigError(
-        f"cannot tell which load balancer {files[0] if files else paths[0]} configures",
+        f"cannot tell which load balancer {shown} configures",
         hint="pass --product haproxy or --product nginx",
     )
 
 
-def _sample_files(paths: Sequence[str | Path]) -> list[Path]:
-    files: list[Path] = []
+def _content_product(head: str) -> Product | None:
+    for product, _name_pattern, content_pattern in DETECTORS:
+        if content_pattern.search(head):
+            return product
+    return None
+
+
+def _sample_files(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
+    """Return each file with the start of its text; a directory gives its regular files."""
+    samples: list[tuple[Path, str]] = []
     for item in paths:
         path = Path(item)
         if path.is_dir():
-            files.extend(sorted(entry for entry in path.iterdir() if entry.is_file()))
-        elif path.is_file():
-            files.append(path)
+            files = sorted(entry for entry in path.iterdir() if entry.is_file())
         else:
-            raise ConfigError(f"configuration file not found: {path}", hint="check the path")
-    return files
+            files = [path]
+        for file in files:
+            head = read_config_file(file, head=_SNIFF_BYTES)
+            # Windows line ends would hide the "{" at the end of an nginx block line.
+            text = head.decode("utf-8", errors="replace").replace("\r", "")
+            samples.append((file, text))
+    return samples
 
 
-def _head(path: Path) -> str:
-    with path.open("rb") as handle:
-        return handle.read(_SNIFF_BYTES).decode("utf-8", errors="replace")
+def _check_files(paths: Sequence[str | Path]) -> None:
+    for item in paths:
+        if not Path(item).is_dir():
+            read_config_file(item, head=0)
 
 
 def load_config(
@@ -86,17 +162,26 @@ def load_config(
 ) -> LoadBalancer:
     """Parse the configuration of ``product`` (detected when None) from ``paths``.
 
-    ``prefix_map`` (absolute include prefix to local folder) and ``resolve`` (host name to
-    addresses) are passed to the NGINX parser; other products reject them.
+    Every path must be a directory or a regular file (`read_config_file`), else
+    `ConfigError` is raised before any parser runs. ``prefix_map`` (absolute include prefix
+    to local folder) and ``resolve`` (host name to addresses) are passed to the NGINX
+    parser; other products reject them.
     """
     if not paths:
         raise ConfigError("no configuration file given", hint="pass at least one file")
-    chosen = product or detect_product(paths)
+    shown = Path(paths[0])
+    if product is None:
+        chosen, shown = _detect(paths)
+    else:
+        _check_files(paths)
+        chosen = product
     parser = PARSERS.get(chosen)
     if parser is None:
+        supported = " and ".join(PRODUCT_NAMES[p] for p in PARSERS)
         raise ConfigError(
-            f"lbguard cannot read {chosen} configurations yet",
-            hint=f"supported products: {', '.join(p.value for p in PARSERS)}",
+            f"{shown} is for {PRODUCT_NAMES[chosen]}, and lbguard supports {supported} "
+            "configurations so far",
+            hint="give lbguard the HAProxy or NGINX configuration of a load balancer",
         )
     if chosen is Product.NGINX and (prefix_map or resolve):
         return parse_nginx(paths, prefix_map=prefix_map, resolve=resolve)
