@@ -9,6 +9,7 @@ with file:line while the rest is still analysed.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -64,7 +65,8 @@ def parse_nginx(
     frontends: list[Frontend] = []
     for block in http:
         settings.extend(_settings(block.block or ()))
-    frontends.extend(_build_http(http, http_pools, diagnostics))
+    base = os.path.dirname(os.path.abspath(paths[0])) if paths else ""
+    frontends.extend(_build_http(http, http_pools, diagnostics, base))
     stream_pools = PoolBuilder(resolve, Mode.TCP)
     frontends.extend(build_stream(stream, stream_pools, diagnostics))
     diagnostics.extend(http_pools.diagnostics)
@@ -96,7 +98,7 @@ def _settings(block: Sequence[Directive]) -> list[tuple[str, str]]:
 
 
 def _build_http(
-    http: list[Directive], pools: PoolBuilder, diagnostics: list[Diagnostic]
+    http: list[Directive], pools: PoolBuilder, diagnostics: list[Diagnostic], base: str
 ) -> list[Frontend]:
     # Upstream names resolve after the whole http block is read, so an upstream defined
     # below the server that uses it is still found (ngx_http_upstream_add).
@@ -109,7 +111,7 @@ def _build_http(
                 parsed = parse_map(directive)
                 if parsed is not None:
                     maps[parsed.variable] = parsed
-    ctx = HandlerContext(pools=pools, maps=maps, diagnostics=diagnostics)
+    ctx = HandlerContext(pools=pools, maps=maps, diagnostics=diagnostics, base=base)
     servers: list[ServerBlock] = []
     for block in http:
         for directive in block.children("server"):

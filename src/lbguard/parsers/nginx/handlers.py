@@ -8,6 +8,7 @@ order; then the access phase (``deny all``, ``internal``); then the content hand
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ MAX_INTERNAL_REDIRECTS = 10
 """nginx stops a chain of internal redirects after 10 (NGX_HTTP_MAX_URI_CHANGES + 1)."""
 
 STATIC = Action(ActionKind.RETURN, detail="static files from root")
+"""nginx's default content handler: the file under ``root`` (200), or 403 or 404."""
 SCHEMES = ("http://", "https://", "grpc://", "grpcs://", "uwsgi://", "suwsgi://")
 
 
@@ -63,6 +65,17 @@ class HandlerContext:
     """Named ``@x`` locations of the current server."""
 
     outcomes_of: Callable[[LocationBlock, int], list[Outcome]] | None = None
+    base: str = ""
+    """Folder of the main file; rule texts show file names relative to it."""
+
+    def shown(self, location: Location) -> str:
+        """Return ``file:line`` with the file relative to `base` when it lies inside."""
+        if not self.base or not location.file:
+            return str(location)
+        path = os.path.abspath(location.file)
+        if os.path.commonpath([self.base, path]) != self.base:
+            return str(location)
+        return f"{os.path.relpath(path, self.base)}:{location.line}"
 
     def report(
         self,
@@ -214,7 +227,17 @@ def access_and_content(block: Directive, ctx: HandlerContext, depth: int) -> lis
                     handler.location,
                 )
             ]
-    return [Outcome(None, STATIC, "static files", block.location)]
+    return [static_default(block)]
+
+
+def static_default(block: Directive) -> Outcome:
+    """Return the outcome of a block without a content handler: nginx serves static files.
+
+    At server level it is implicit, because no location matched and no line says so; a
+    location's own static default is stated by that location, so `_outcomes_of` in
+    `servers` drops the mark.
+    """
+    return Outcome(None, STATIC, "static files", block.location, implicit=True)
 
 
 def _try_files(directive: Directive, ctx: HandlerContext, depth: int) -> list[Outcome]:

@@ -55,6 +55,8 @@ class Outcome:
     action: Action
     text: str
     location: Location
+    implicit: bool = False
+    """True for nginx behaviour that no directive states (`lbguard.model.Rule.implicit`)."""
 
 
 @dataclass
@@ -145,13 +147,18 @@ class CompiledRule:
     action: Action
     text: str
     location: Location
+    implicit: bool = False
 
 
 def _emit(context: tuple[Condition, ...], outcomes: list[Outcome]) -> list[CompiledRule]:
     rules = []
     for outcome in outcomes:
         terms = context if outcome.condition is None else (*context, outcome.condition)
-        rules.append(CompiledRule(_all(terms), outcome.action, outcome.text, outcome.location))
+        rules.append(
+            CompiledRule(
+                _all(terms), outcome.action, outcome.text, outcome.location, outcome.implicit
+            )
+        )
     return rules
 
 
@@ -185,6 +192,7 @@ def compile_level(
                     Action(ActionKind.REDIRECT, status=301, detail=f"{target} -> {block.name}"),
                     f"{block.label} (request without the trailing slash)",
                     block.directive.location,
+                    implicit=True,
                 )
             )
 

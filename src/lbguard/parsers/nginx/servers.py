@@ -186,15 +186,21 @@ def build_server(
     # Server-level rewrite directives run before the location search (server rewrite
     # phase), so their conditional outcomes come first and a server-level return ends it.
     early, terminated = rewrite_outcomes(directive, ctx)
-    label = f"server at {directive.location}"
+    label = f"server at {ctx.shown(directive.location)}"
     rules = [CompiledRule(o.condition, o.action, f"{label}: {o.text}", o.location) for o in early]
     if not terminated:
+        # What the server does when no location matches; nginx's static-file default
+        # comes out marked implicit.
         fallback = [
-            Outcome(o.condition, o.action, f"{label}: {o.text}", o.location)
+            Outcome(o.condition, o.action, f"{label}: {_fallback_text(o)}", o.location, o.implicit)
             for o in access_and_content(directive, ctx, 0)
         ]
         rules += compile_locations(level, fallback)
     return ServerBlock(directive, listens, names, rules, index)
+
+
+def _fallback_text(outcome: Outcome) -> str:
+    return "no location matches" if outcome.implicit else outcome.text
 
 
 # --------------------------------------------------------------------------------------
@@ -352,5 +358,5 @@ def _server_rules(
         elif terms:
             condition = AllOf(tuple(terms))
         text = f"{prefix}: {rule.text}" if prefix else rule.text
-        out.append(Rule(condition, rule.action, rule.location, text))
+        out.append(Rule(condition, rule.action, rule.location, text, rule.implicit))
     return out

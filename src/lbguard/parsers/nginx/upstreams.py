@@ -415,7 +415,7 @@ def _make_server(  # noqa: PLR0917
                     f'host name "{host}" was not resolved; counted as one address',
                     location,
                     hint="nginx resolves it at start-up and makes one peer per address; "
-                    "pass resolve={name: [addresses]} to model that",
+                    f"pass --resolve {host}=IP[,IP] to model that",
                     code="unresolved",
                 )
             )
