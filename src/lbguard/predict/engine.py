@@ -251,7 +251,7 @@ def _missing_pools(lb: LoadBalancer, routing: RoutingResult) -> list[Unevaluated
 
 def _unknown_rules(lb: LoadBalancer) -> tuple[RuleShare, ...]:
     """List every rule with unknown shares, for a prediction without traffic."""
-    from lbguard.predict.routing import NO_DEFAULT_TARGET, local_target
+    from lbguard.predict.routing import NO_DEFAULT_TARGET, local_target, reaches_default
 
     rules = []
     for frontend in lb.frontends:
@@ -261,6 +261,8 @@ def _unknown_rules(lb: LoadBalancer) -> tuple[RuleShare, ...]:
                     frontend.name, index, rule, local_target(rule), None, None, rule.location
                 )
             )
+        if not reaches_default(frontend):
+            continue
         target = frontend.default_pool or NO_DEFAULT_TARGET
         rules.append(
             RuleShare(frontend.name, -1, None, target, None, None, frontend.default_location)

@@ -232,8 +232,20 @@ def local_target(rule: Rule) -> str:
         return rule.action.pool or ""
     if kind is ActionKind.DYNAMIC:
         return f"dynamic {rule.action.pool or rule.text}"
+    if kind is ActionKind.RETURN and rule.action.status is None and rule.action.detail:
+        # An answer without one fixed status, such as nginx serving static files.
+        return rule.action.detail
     status = f" {rule.action.status}" if rule.action.status is not None else ""
     return f"{kind.value}{status}"
+
+
+def reaches_default(frontend: Frontend) -> bool:
+    """Tell whether a request can pass every rule of *frontend* and reach its default.
+
+    A last rule without a condition takes every request left, as the nginx parser's
+    static-file rule does, so the frontend has no default route.
+    """
+    return not frontend.rules or frontend.rules[-1].condition is not None
 
 
 def _routes_to_servers(frontend: Frontend, serving_pools: frozenset[str] | None) -> bool:
@@ -361,6 +373,8 @@ def route(
             )
             remaining = remaining - taken
 
+        if not reaches_default(frontend):
+            continue
         target = frontend.default_pool or NO_DEFAULT_TARGET
         _assign(
             result,
