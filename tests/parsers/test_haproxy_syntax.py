@@ -689,3 +689,21 @@ def test_captured_request_headers(tmp_path: Path) -> None:
     errors = [d for d in lb.diagnostics if d.severity is Severity.ERROR]
     assert [d.location.line for d in errors] == [6]
     assert "'capture request' expects 'header'" in errors[0].message
+
+
+def test_default_backend_with_condition_rejected(tmp_path: Path) -> None:
+    lb = parse_text(
+        tmp_path,
+        """
+        frontend fe
+            mode http
+            bind 127.0.0.1:8080
+            acl is_api path_beg /api
+            default_backend be_api if is_api
+        backend be_api
+            server s1 127.0.0.1:9001
+        """,
+    )
+    assert [line for line, _ in errors(lb)] == [5]
+    assert "cannot handle unexpected argument 'if'" in errors(lb)[0][1]
+    assert frontend(lb).default_pool is None

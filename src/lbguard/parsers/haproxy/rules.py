@@ -135,6 +135,16 @@ def default_backend(report: Reporter, line: ConfigLine, proxy: ProxyState) -> No
     if not target:
         report.error(line, "'default_backend' expects a backend name.", "name the backend")
         return
+    if len(line.words) > 2:
+        # HAProxy 2.6 rejects the line and keeps the previous default (alertif_too_many_args
+        # in cfgparse-listen.c).
+        report.error(
+            line,
+            f"'default_backend' cannot handle unexpected argument '{line.words[2]}'.",
+            "default_backend takes no condition; write 'use_backend NAME if COND' for a "
+            "conditional rule and keep one default_backend without arguments",
+        )
+        return
     proxy.default_backend = target
     proxy.default_location = line.location
 
