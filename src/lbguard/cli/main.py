@@ -31,6 +31,7 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 
 COMMANDS = {
     "check": "lbguard.cli.check",
+    "explain": "lbguard.cli.explain",
     "logs": "lbguard.cli.logs",
     "diff": "lbguard.cli.diff",
     "history": "lbguard.cli.history",
