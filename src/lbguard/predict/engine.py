@@ -52,7 +52,9 @@ def _weights_only(pool: Pool, requests: PoolRequests | None, health: Health) -> 
 def pool_health(lb: LoadBalancer, health: Mapping[str, bool] | None) -> dict[str, Health]:
     """Split health overrides (``pool/server`` or bare ``server``) by pool.
 
-    Raises `LbguardError` for a name that matches no server.
+    A plain name also matches its duplicates: the nginx parser names a second identical
+    ``server`` line ``NAME#2``, and ``NAME#2`` alone matches only that one. Raises
+    `LbguardError` for a name that matches no server.
     """
     result: dict[str, dict[str, bool]] = {pool.name: {} for pool in lb.pools}
     for key, up in (health or {}).items():
@@ -61,9 +63,10 @@ def pool_health(lb: LoadBalancer, health: Mapping[str, bool] | None) -> dict[str
         for pool in lb.pools:
             if slash and pool.name != pool_name:
                 continue
-            if pool.server(server_name) is not None:
-                result[pool.name][server_name] = up
-                matched = True
+            for server in pool.servers:
+                if _same_server(server.name, server_name):
+                    result[pool.name][server.name] = up
+                    matched = True
         if not matched:
             known = ", ".join(f"{p.name}/{s.name}" for p in lb.pools for s in p.servers)
             raise LbguardError(
@@ -71,6 +74,14 @@ def pool_health(lb: LoadBalancer, health: Mapping[str, bool] | None) -> dict[str
                 hint=f"use pool/server or a server name; servers: {known}",
             )
     return dict(result)
+
+
+def _same_server(name: str, key: str) -> bool:
+    """Tell whether server ``name`` is ``key`` or a duplicate of it (``key#2``, ...)."""
+    if name == key:
+        return True
+    base, mark, number = name.rpartition("#")
+    return bool(mark) and base == key and number.isdigit()
 
 
 Imbalance = tuple[float | None, float | None]
