@@ -76,6 +76,9 @@ def clean(text: str) -> str:
             parts.append(char)
         elif char == "\t":
             parts.append(" ")
+        elif "\udc80" <= char <= "\udcff":
+            # A byte that is not UTF-8, kept by the "surrogateescape" decoding.
+            parts.append(f"\\x{ord(char) - 0xDC00:02x}")
         elif unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
             parts.append(f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
         else:

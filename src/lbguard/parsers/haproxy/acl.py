@@ -254,7 +254,7 @@ def _unevaluated_reason(fetch: str, converters: list[str]) -> str:
     for pattern, reason in _UNEVALUATED_REASONS:
         if pattern.match(fetch):
             return reason
-    return f"the sample fetch '{fetch}' is not described by a traffic profile"
+    return f"uses the sample fetch '{fetch}', which no traffic profile column describes"
 
 
 def _unevaluated(text: str, reason: str, context: AclContext) -> Unevaluated:
