@@ -50,6 +50,10 @@ def read_config_file(path: str | os.PathLike[str], *, head: int | None = None) -
     without reading it. Raise `ConfigFileError` naming the file and the reason otherwise.
     """
     name = os.fspath(path)
+    # Even opening some pseudo-files has effects (/proc/kmsg), so check the path first.
+    mount = _pseudo_filesystem(name)
+    if mount is not None:
+        raise _pseudo_file(name, mount)
     try:
         # O_NONBLOCK makes opening a fifo return at once instead of waiting for a writer;
         # a regular file reads the same with or without it.
@@ -107,26 +111,35 @@ def _check_regular(name: str, info: os.stat_result) -> None:
         )
     mount = _pseudo_filesystem(name, info)
     if mount is not None:
-        raise ConfigFileError(
-            f"{name} is not a regular file but a pseudo-file of {mount}",
-            name,
-            hint="give the path of a configuration file; lbguard reads regular files only",
-        )
+        raise _pseudo_file(name, mount)
 
 
-def _pseudo_filesystem(name: str, info: os.stat_result) -> str | None:
-    """Return the pseudo-file system mount point that holds the file, or None."""
+def _pseudo_filesystem(name: str, info: os.stat_result | None = None) -> str | None:
+    """Return the pseudo-file system mount point that holds the file, or None.
+
+    Without ``info`` only the resolved path is compared; with it, also the device number,
+    which a bind mount elsewhere shares with the original.
+    """
     real = Path(os.path.realpath(name))
     for mount in PSEUDO_FILESYSTEMS:
         if real.is_relative_to(mount):
             return mount
+        if info is None:
+            continue
         try:
-            # A bind mount elsewhere shares the device number of the original.
             if os.stat(mount).st_dev == info.st_dev:
                 return mount
         except OSError:
             continue
     return None
+
+
+def _pseudo_file(name: str, mount: str) -> ConfigFileError:
+    return ConfigFileError(
+        f"{name} is not a regular file but a pseudo-file of {mount}",
+        name,
+        hint="give the path of a configuration file; lbguard reads regular files only",
+    )
 
 
 def _too_large(name: str, size: int) -> ConfigFileError:
