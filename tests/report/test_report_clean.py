@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lbguard.model import Location
 from lbguard.report import clean
-from lbguard.report.interface import SourceLines
+from lbguard.report.interface import SourceLines, clean_message
 
 
 def test_clean_escapes_escape_sequences() -> None:
@@ -27,6 +27,15 @@ def test_clean_turns_tab_into_space() -> None:
 
 def test_clean_keeps_printable_unicode() -> None:
     assert clean("bäckend-ü") == "bäckend-ü"
+
+
+def test_clean_message_keeps_line_breaks() -> None:
+    message = "error: nonexist\x1b[2J.cfg\x00\n  hint: check the path"
+    assert clean_message(message) == "error: nonexist\\x1b[2J.cfg\\x00\n  hint: check the path"
+
+
+def test_clean_message_escapes_carriage_return() -> None:
+    assert clean_message("a\r\nb") == "a\\x0d\nb"
 
 
 def test_source_lines_reads_line(tmp_path: Path) -> None:

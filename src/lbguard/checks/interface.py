@@ -7,6 +7,7 @@ A check is a plain function that reads a `CheckContext` and yields `Finding` val
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -73,6 +74,8 @@ class Option:
             converted: OptionValue = int(value) if integer else float(value)
         except ValueError:
             raise ValueError(f"option {self.name} expects {expected}, not {value!r}") from None
+        if not math.isfinite(converted):
+            raise ValueError(f"option {self.name} expects a finite number, not {value!r}")
 
         if self.minimum is not None and converted < self.minimum:
             raise ValueError(f"option {self.name} must be at least {self.minimum}, not {value}")

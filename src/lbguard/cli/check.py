@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import ipaddress
 import logging
 import os
 import sys
@@ -23,7 +22,23 @@ from rich.console import Console
 from lbguard.checks import CheckContext, Rule, resolve_options
 from lbguard.checks.runner import run_audit
 from lbguard.checks.settings import AuditSettings, load_settings, selector_matches
+from lbguard.cli.check_inputs import (
+    FAIR_SHARE_RULE,
+    TrafficSource,
+    UsageError,
+    captured_headers,
+    check_output_path,
+    check_profile_frontends,
+    down_server,
+    fair_share_factor,
+    health_from_down,
+    prefix_map,
+    resolve_map,
+    row_limit,
+    traffic_source,
+)
 from lbguard.cli.main import ExitCode
+from lbguard.cli.messages import escaped_logging, print_message, stderr_console
 from lbguard.errors import LbguardError
 from lbguard.model import LoadBalancer, Product, Severity
 from lbguard.parsers import PARSERS, load_config
@@ -36,12 +51,6 @@ if TYPE_CHECKING:
     from lbguard.analysis.compare import Comparison
 
 logger = logging.getLogger(__name__)
-
-_FAIR_SHARE_RULE = "LB201"
-
-
-class UsageError(LbguardError):
-    """A command-line value that names nothing in the configuration."""
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -61,11 +70,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     parser.add_argument(
         "--traffic",
-        metavar="PROFILE.yaml",
-        help="traffic profile; without one only shares within each pool are predicted",
+        type=traffic_source,
+        metavar="PROFILE.yaml[#SECTION]",
+        help="traffic profile; #SECTION reads the profile under that top-level key, as in "
+        "case.yaml#traffic. Without a profile only shares within each pool are predicted",
     )
     parser.add_argument(
         "--down",
+        type=down_server,
         action="append",
         default=[],
         metavar="POOL/SERVER",
@@ -73,10 +85,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--fair-share-factor",
-        type=float,
+        type=fair_share_factor,
         metavar="FACTOR",
         help="report a server whose share of its pool exceeds FACTOR times its fair share "
-        "(default 1.5)",
+        "(its weight share, or its capacity share from the capacity hints); a finite "
+        "number of at least 1 (default 1.5)",
     )
 
     parser.add_argument(
@@ -93,7 +106,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--limit",
-        type=int,
+        type=row_limit,
         default=20,
         metavar="ROWS",
         help="rows per table in the text report; 0 shows all (default: 20)",
@@ -160,9 +173,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     logs.add_argument(
         "--captured-headers",
         metavar="NAME,...",
-        default="",
         help="names of the HAProxy `capture request header` fields in log order, such as "
-        "host,x-forwarded-for, so that host rules can be evaluated on logged requests",
+        "host,x-forwarded-for, so that host rules can be evaluated on logged requests "
+        "(default: the names of the configuration's `capture request header` lines)",
     )
     parser.set_defaults(handler=run)
 
@@ -176,12 +189,13 @@ rescans the whole model hundreds of times, which tripled the JSON rendering time
 
 def run(args: argparse.Namespace) -> ExitCode:
     gc.set_threshold(*GC_THRESHOLD)
-    errors = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
-    try:
-        return _check(args, errors)
-    except LbguardError as error:
-        errors.print(f"lbguard: error: {error}")
-        return ExitCode.ERROR
+    errors = stderr_console()
+    with escaped_logging():
+        try:
+            return _check(args, errors)
+        except LbguardError as error:
+            print_message(errors, f"lbguard: error: {error}")
+            return ExitCode.ERROR
 
 
 def _check(args: argparse.Namespace, errors: Console) -> ExitCode:
@@ -193,17 +207,18 @@ def _check(args: argparse.Namespace, errors: Console) -> ExitCode:
     lb = _load_config(args)
     if not lb.frontends and not lb.pools:
         for diagnostic in lb.diagnostics:
-            errors.print(f"lbguard: {diagnostic}")
+            print_message(errors, f"lbguard: {diagnostic}")
         raise UsageError(
             f"nothing to analyse in {', '.join(args.config)}: no frontend and no pool",
             hint="check that the files are the load balancer's configuration, or pass --product",
         )
     settings.check_capacity(lb)
+    check_output_path(args.output, _inputs(args, lb, settings))
 
-    profile = _load_traffic(args.traffic)
-    health = _health(lb, args.down)
+    profile = _load_traffic(args.traffic, lb)
+    health = health_from_down(lb, args.down)
     prediction = _predict(lb, profile, health)
-    observation = _observe(lb, args, health) if args.logs else None
+    observation = _observe(lb, args, health, errors) if args.logs else None
 
     context = CheckContext.build(
         lb, prediction, profile, observation=observation, capacity=settings.capacity
@@ -221,7 +236,7 @@ def _check(args: argparse.Namespace, errors: Console) -> ExitCode:
     )
 
     _write(report, args.format, args.output, RenderOptions(limit=args.limit))
-    errors.print(_summary(report, args.output))
+    print_message(errors, _summary(report, args.output))
     return ExitCode.FINDINGS if report.failing else ExitCode.OK
 
 
@@ -258,7 +273,7 @@ def _option_overrides(
         rule_id: dict(values) for rule_id, values in settings.options.items()
     }
     if args.fair_share_factor is not None:
-        overrides.setdefault(_FAIR_SHARE_RULE, {})["factor"] = args.fair_share_factor
+        overrides.setdefault(FAIR_SHARE_RULE, {})["factor"] = args.fair_share_factor
     return overrides
 
 
@@ -266,52 +281,27 @@ def _load_config(args: argparse.Namespace) -> LoadBalancer:
     return load_config(
         args.config,
         Product(args.product) if args.product else None,
-        prefix_map=_prefix_map(args.prefix_map) or None,
-        resolve=_resolve(args.resolve) or None,
+        prefix_map=prefix_map(args.prefix_map) or None,
+        resolve=resolve_map(args.resolve) or None,
     )
 
 
-def _prefix_map(values: Sequence[str]) -> dict[str, str]:
-    mapping: dict[str, str] = {}
-    for value in values:
-        prefix, equals, folder = value.partition("=")
-        if not equals or not prefix.startswith("/") or not folder:
-            raise UsageError(
-                f"--prefix-map {value}: expected PREFIX=DIR with an absolute PREFIX",
-                hint="for example --prefix-map /etc/nginx/=./etc-nginx",
-            )
-        if not Path(folder).is_dir():
-            raise UsageError(
-                f"--prefix-map {value}: folder not found: {folder}",
-                hint="give the local copy of the configuration folder",
-            )
-        mapping[prefix] = folder
-    return mapping
+def _inputs(
+    args: argparse.Namespace, lb: LoadBalancer, settings: AuditSettings
+) -> list[tuple[str, str]]:
+    """Return every file the run reads, each with the option that named it."""
+    inputs = [(path, "configuration") for path in (*args.config, *lb.files)]
+    if args.traffic is not None:
+        inputs.append((args.traffic.path, "--traffic"))
+    inputs += [(path, "--logs") for path in args.logs]
+    if settings.source is not None:
+        inputs.append((settings.source, "settings"))
+    return inputs
 
 
-def _resolve(values: Sequence[str]) -> dict[str, list[str]]:
-    mapping: dict[str, list[str]] = {}
-    for value in values:
-        name, equals, addresses = value.partition("=")
-        parts = [part.strip() for part in addresses.split(",") if part.strip()]
-        if not equals or not name or not parts:
-            raise UsageError(
-                f"--resolve {value}: expected NAME=IP[,IP]",
-                hint="for example --resolve backend.internal=10.0.0.1,10.0.0.2",
-            )
-        for part in parts:
-            try:
-                ipaddress.ip_address(part)
-            except ValueError:
-                raise UsageError(
-                    f"--resolve {value}: {part!r} is not an IP address",
-                    hint="give addresses, not names: lbguard never queries DNS",
-                ) from None
-        mapping.setdefault(name, []).extend(parts)
-    return mapping
-
-
-def _observe(lb: LoadBalancer, args: argparse.Namespace, health: Mapping[str, bool]) -> Comparison:
+def _observe(
+    lb: LoadBalancer, args: argparse.Namespace, health: Mapping[str, bool], errors: Console
+) -> Comparison:
     """Load the logs and compare their shares with the configuration's prediction."""
     # Imported here: DuckDB and SciPy take a noticeable time to import, and most
     # check runs have no logs.
@@ -320,37 +310,24 @@ def _observe(lb: LoadBalancer, args: argparse.Namespace, health: Mapping[str, bo
     from lbguard.analysis.compare import observe_and_compare
     from lbguard.logs import load_logs
 
+    headers, note = captured_headers(args.captured_headers, lb)
+    if note is not None:
+        print_message(errors, f"lbguard: {note}")
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
     load = load_logs(args.logs, con=con, log_format=args.log_format, timezone=args.timezone)
-    headers = [name.strip() for name in args.captured_headers.split(",") if name.strip()]
     return observe_and_compare(
         lb, load.con, load.table, health=health or None, captured_headers=headers
     )
 
 
-def _load_traffic(path: str | None) -> TrafficProfile | None:
-    if path is None:
+def _load_traffic(source: TrafficSource | None, lb: LoadBalancer) -> TrafficProfile | None:
+    if source is None:
         return None
-    return load_profile(path)
-
-
-def _health(lb: LoadBalancer, down: list[str]) -> dict[str, bool]:
-    """Turn ``--down POOL/SERVER`` values into the prediction's health mapping."""
-    pools = {pool.name: pool for pool in lb.pools}
-    health: dict[str, bool] = {}
-    for key in down:
-        pool_name, slash, server_name = key.partition("/")
-        pool = pools.get(pool_name)
-        if not slash or pool is None or pool.server(server_name) is None:
-            raise UsageError(
-                f"--down {key}: no server {server_name or key!r} in pool {pool_name!r}",
-                hint="name the server as POOL/SERVER, as the configuration names them, "
-                "for example be_web/web1",
-            )
-        health[key] = False
-    return health
+    profile = load_profile(source.path, section=source.section)
+    check_profile_frontends(lb, profile, source)
+    return profile
 
 
 def _predict(

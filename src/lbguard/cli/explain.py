@@ -10,12 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from rich.console import Console
-
 from lbguard.checks import RULES, Rule, find_rule
 from lbguard.cli.main import ExitCode
+from lbguard.cli.messages import escaped_logging, print_message, stderr_console
 from lbguard.errors import LbguardError
-from lbguard.report.interface import clean
 from lbguard.report.rules_doc import explain_text, rules_markdown
 
 
@@ -42,14 +40,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> ExitCode:
-    errors = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
-    try:
-        rules = _rules(args.rules)
-        text = _render(rules, args.format, everything=not args.rules)
-        _write(text, args.output)
-    except LbguardError as error:
-        errors.print(f"lbguard: error: {error}")
-        return ExitCode.ERROR
+    errors = stderr_console()
+    with escaped_logging():
+        try:
+            rules = _rules(args.rules)
+            text = _render(rules, args.format, everything=not args.rules)
+            _write(text, args.output)
+        except LbguardError as error:
+            print_message(errors, f"lbguard: error: {error}")
+            return ExitCode.ERROR
     return ExitCode.OK
 
 
@@ -61,7 +60,7 @@ def _rules(keys: list[str]) -> tuple[Rule, ...]:
         rule = find_rule(key)
         if rule is None:
             raise LbguardError(
-                f"unknown rule {clean(key)!r}",
+                f"unknown rule {key!r}",
                 hint="run lbguard explain without arguments to list every rule",
             )
         rules.append(rule)

@@ -86,6 +86,12 @@ def clean(text: str) -> str:
     return "".join(parts)
 
 
+def clean_message(text: str) -> str:
+    """Escape control characters as `clean` does, line by line, keeping the line breaks
+    of a multi-line message (an error and its hint)."""
+    return "\n".join(clean(line) for line in text.split("\n"))
+
+
 @dataclass
 class SourceLines:
     """Reads configuration lines for display, each file at most once."""
