@@ -87,8 +87,11 @@ def test_pyproject_without_table_ignored(tmp_path: Path) -> None:
         ("colour = 1\n", 1, "unknown setting 'colour'"),
         ('[capacity]\n"web3" = 2\n', 2, "must name POOL/SERVER"),
         ('[capacity]\n"be/web3" = -2\n', 2, "positive number"),
+        ('[capacity]\n"be/web3" = inf\n', 2, "finite positive number"),
         ('\nignore = ["LB9"]\n', 2, "matches no rule"),
         ("\n\n[rules]\nLB201 = {factor = 0.5}\n", 4, "at least 1.0"),
+        ("[rules.LB201]\nfactor = nan\n", 2, "expects a finite number"),
+        ("[rules.LB202]\nfactor = inf\n", 2, "expects a finite number"),
         ("a = \n", 1, "invalid TOML"),
     ],
 )

@@ -17,6 +17,7 @@ Every invalid value raises `SettingsError` naming the file and line.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -245,12 +246,13 @@ class _Reader:
             )
         result: dict[str, float] = {}
         for key, value in hints.items():
-            valid = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            valid = number and math.isfinite(value) and value > 0
             if "/" not in key or not valid:
                 raise self.error(
                     ("capacity",), key,
                     f"capacity hint {key!r} = {value!r} must name POOL/SERVER and be a "
-                    "positive number",
+                    "finite positive number",
                     'write "be_web/web3" = 10 for a server with 10 times the capacity of 1',
                 )  # fmt: skip
             result[key] = float(value)
