@@ -3,7 +3,7 @@
 `load_config` picks the product from the ``product`` argument, else from the file names and
 contents through `DETECTORS`, a small explicit table checked in order. It also recognises
 products that lbguard cannot read yet (Envoy, Traefik, Caddy, the Kubernetes Gateway API),
-so that their users get a plain answer instead of a wrong parser's errors.
+so that their users get a plain error message instead of a wrong parser's errors.
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ _NGINX_BLOCK = re.compile(
     re.MULTILINE,
 )
 
-# Products lbguard cannot read yet, by the top-level keys of their documented formats:
-# Envoy bootstrap (static_resources) or cluster lists, Traefik dynamic configuration
-# (http routers and services, in YAML or TOML) and static configuration (entryPoints),
-# Caddy's Caddyfile directives and JSON "apps", and Gateway API resources.
+# Products lbguard cannot read yet, recognised by the top-level keys of their documented
+# formats. Envoy: a bootstrap (static_resources) or a cluster list. Traefik: dynamic
+# configuration (http routers and services, in YAML or TOML) or static configuration
+# (entryPoints). Caddy: Caddyfile directives or JSON "apps". Gateway API: its apiVersion.
 _GATEWAY_API = re.compile(r"^apiVersion:\s*[\"']?gateway\.networking\.k8s\.io/", re.MULTILINE)
 _ENVOY = re.compile(
     r"^\s*\"?static_resources\"?\s*:"
@@ -169,9 +169,9 @@ def load_config(
     """
     if not paths:
         raise ConfigError("no configuration file given", hint="pass at least one file")
-    shown = Path(paths[0])
+    product_file = Path(paths[0])
     if product is None:
-        chosen, shown = _detect(paths)
+        chosen, product_file = _detect(paths)
     else:
         _check_files(paths)
         chosen = product
@@ -179,7 +179,7 @@ def load_config(
     if parser is None:
         supported = " and ".join(PRODUCT_NAMES[p] for p in PARSERS)
         raise ConfigError(
-            f"{shown} is for {PRODUCT_NAMES[chosen]}, and lbguard supports {supported} "
+            f"{product_file} is for {PRODUCT_NAMES[chosen]}, and lbguard supports {supported} "
             "configurations so far",
             hint="give lbguard the HAProxy or NGINX configuration of a load balancer",
         )

@@ -65,9 +65,9 @@ def read_config_file(path: str | os.PathLike[str], *, head: int | None = None) -
         _check_regular(name, info)
         if info.st_size > MAX_CONFIG_BYTES:
             raise _too_large(name, info.st_size)
-        wanted = MAX_CONFIG_BYTES + 1 if head is None else min(head, MAX_CONFIG_BYTES + 1)
+        count = MAX_CONFIG_BYTES + 1 if head is None else min(head, MAX_CONFIG_BYTES + 1)
         with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(wanted)
+            data = handle.read(count)
     except OSError as error:
         raise ConfigFileError(
             f"cannot read configuration file {name}: {error.strerror}",
@@ -115,7 +115,7 @@ def _check_regular(name: str, info: os.stat_result) -> None:
 
 
 def _pseudo_filesystem(name: str, info: os.stat_result | None = None) -> str | None:
-    """Return the pseudo-file system mount point that holds the file, or None.
+    """Return the mount point of the pseudo-file system that contains the file, or None.
 
     Without ``info`` only the resolved path is compared; with it, also the device number,
     which a bind mount elsewhere shares with the original.

@@ -138,8 +138,8 @@ def balance(pool: Pool, requests: PoolRequests | None, health: Health) -> PoolOu
 
 def _common_notes(pool: Pool) -> list[str]:
     notes = []
-    # Only round robin, and least_conn breaking ties by round robin, start from the first
-    # server with the top weight; hash methods place keys the same way in every worker.
+    # Round robin, and least_conn when it breaks ties by round robin, start at the first
+    # server with the top weight. Hash methods place keys the same way in every worker.
     round_robin = pool.balance.algorithm in (Algorithm.ROUND_ROBIN, Algorithm.LEAST_CONN)
     if not pool.shared_state and round_robin and len(pool.servers) > 1:
         notes.append(

@@ -4,7 +4,7 @@ crossplane lexes and parses each file. The includes are resolved here rather tha
 crossplane because nginx resolves relative include paths against its prefix (the main
 file's folder) and users need to map an absolute prefix such as ``/etc/nginx/`` onto a
 checked-out folder. Context and argument checks reuse crossplane's directive table, which
-also names the directives nginx knows.
+lists the directives of stock nginx and NGINX Plus.
 
 Which files are read:
 

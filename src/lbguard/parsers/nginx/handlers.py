@@ -68,7 +68,7 @@ class HandlerContext:
     base: str = ""
     """Folder of the main file; rule texts show file names relative to it."""
 
-    def shown(self, location: Location) -> str:
+    def display_location(self, location: Location) -> str:
         """Return ``file:line`` with the file relative to `base` when it lies inside."""
         if not self.base or not location.file:
             return str(location)
@@ -233,7 +233,7 @@ def access_and_content(block: Directive, ctx: HandlerContext, depth: int) -> lis
 def static_default(block: Directive) -> Outcome:
     """Return the outcome of a block without a content handler: nginx serves static files.
 
-    At server level it is implicit, because no location matched and no line says so; a
+    At server level it is implicit, because no location matched and no line states it. A
     location's own static default is stated by that location, so `_outcomes_of` in
     `servers` drops the mark.
     """

@@ -186,7 +186,7 @@ def build_server(
     # Server-level rewrite directives run before the location search (server rewrite
     # phase), so their conditional outcomes come first and a server-level return ends it.
     early, terminated = rewrite_outcomes(directive, ctx)
-    label = f"server at {ctx.shown(directive.location)}"
+    label = f"server at {ctx.display_location(directive.location)}"
     rules = [CompiledRule(o.condition, o.action, f"{label}: {o.text}", o.location) for o in early]
     if not terminated:
         # What the server does when no location matches; nginx's static-file default
