@@ -145,7 +145,7 @@ def test_permission_error_is_retried(
 
     config_file.write_text(haproxy_config(w1=20))
     config_file.chmod(0)
-    watch.wait_log("Permission denied")
+    watch.wait_log("permission denied")
     assert "retrying in" in watch.text()
     assert watch.process.poll() is None
 

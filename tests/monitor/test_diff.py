@@ -44,6 +44,34 @@ backend be_api
     server api2 127.0.0.1:9005
 """
 
+NGINX = """\
+events {}
+http {
+    upstream be_web {
+        server 127.0.0.1:9001;
+        server 127.0.0.1:9002 weight=3;
+    }
+    upstream be_api {
+        hash $request_uri consistent;
+        server 127.0.0.1:9004;
+        server 127.0.0.1:9005;
+    }
+    server {
+        listen 8080;
+        root /srv/www;
+        location /api/ {
+            proxy_pass http://be_api;
+        }
+        location / {
+            try_files $uri @app;
+        }
+        location @app {
+            proxy_pass http://be_web;
+        }
+    }
+}
+"""
+
 TRAFFIC = 'requests: 10000\npaths: {"/": 0.5, "/api/v1/items": 0.5}\n'
 
 
@@ -104,7 +132,7 @@ def test_rule_reorder(tmp_path: Path) -> None:
     assert change.kind is ChangeKind.REORDERED
     assert change.element is Element.RULE
     assert change.describe() == (
-        "rule fe_main rule 2 `use_backend be_api if is_api` moved from position 1 to position 2"
+        "fe_main rule 2 `use_backend be_api if is_api` moved from position 1 to position 2"
     )
 
 
@@ -143,8 +171,8 @@ def test_rule_added_and_removed(tmp_path: Path) -> None:
 
     described = [change.describe() for change in diff_models(old, new)]
     assert described == [
-        "rule fe_main rule 1 removed: use_backend be_api if is_api",
-        "rule fe_main rule 2 added: use_backend be_api if { path_beg /v2 }",
+        "fe_main rule 1 removed: use_backend be_api if is_api",
+        "fe_main rule 2 added: use_backend be_api if { path_beg /v2 }",
     ]
 
 
@@ -209,10 +237,15 @@ def test_hash_settings_and_state(tmp_path: Path) -> None:
         .replace("server web1 127.0.0.1:9001", "server web1 127.0.0.1:9001 check"),
     )
 
-    described = {change.describe() for change in diff_models(old, new)}
-    assert "balance be_api: hash-method map-based → consistent" in described
+    changes = diff_models(old, new)
+    described = {change.describe() for change in changes}
+    assert "balance be_api: hash-type map-based sdbm → consistent sdbm avalanche" in described
     assert "server be_api/api1: state enabled → disabled" in described
     assert "server be_web/web1: check off → on" in described
+    hash_type = next(change for change in changes if change.attribute == "hash-type")
+    # The hash-type line, not the balance line above it.
+    assert str(hash_type.new_location) == f"{tmp_path / 'new.cfg'}:22"
+    assert str(hash_type.old_location) == f"{tmp_path / 'old.cfg'}:22"
 
 
 def test_server_order_change(tmp_path: Path) -> None:
@@ -299,3 +332,43 @@ def test_rule_condition_edited_in_place(tmp_path: Path) -> None:
     assert change.subject == "fe_main rule 1"
     assert change.before == "use_backend be_api if is_api"
     assert change.after == "use_backend be_api if is_api || { path_beg /v2 }"
+
+
+def test_nginx_copy_is_no_change(tmp_path: Path) -> None:
+    old = parse(tmp_path, "a.conf", NGINX)
+    new = parse(tmp_path, "b.conf", NGINX)
+
+    assert diff_models(old, new) == ()
+
+
+def test_nginx_comment_only_edit_is_no_change(tmp_path: Path) -> None:
+    old = parse(tmp_path, "nginx.conf", NGINX)
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    commented = "# reviewed\n# by the edge team\n" + NGINX.replace(
+        "        location /api/ {", "        # the API\n        location /api/ {"
+    )
+    new = parse(edited, "nginx.conf", commented)
+
+    assert diff_models(old, new) == ()
+
+
+def test_nginx_change_keeps_new_line(tmp_path: Path) -> None:
+    old = parse(tmp_path, "a.conf", NGINX)
+    new = parse(tmp_path, "b.conf", "# moved\n" + NGINX.replace("weight=3", "weight=5"))
+
+    change = only(diff_models(old, new))
+    assert change.describe() == "server be_web/127.0.0.1:9002: weight 3 → 5"
+    assert str(change.location) == f"{tmp_path / 'b.conf'}:6"
+
+
+def test_added_backup_server_says_backup(tmp_path: Path) -> None:
+    old = parse(tmp_path, "old.cfg", haproxy_config())
+    new = parse(
+        tmp_path,
+        "new.cfg",
+        haproxy_config() + "    server spare 127.0.0.1:9009 backup\n",
+    )
+
+    change = only(diff_models(old, new))
+    assert change.describe() == "server be_web/spare added: 127.0.0.1:9009 weight 1 backup"

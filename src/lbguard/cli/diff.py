@@ -6,6 +6,7 @@ Exit code 0: no semantic change and no share moved; 1: changes; 2: usage or inpu
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 
@@ -54,7 +55,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.set_defaults(handler=run)
 
 
+GC_THRESHOLD = (200_000, 50, 100)
+"""Collector thresholds for a diff run, as for ``lbguard check``: both models live until the
+run ends, and the default first threshold of 700 allocations rescans them thousands of
+times while the second one is parsed."""
+
+
 def run(args: argparse.Namespace) -> ExitCode:
+    gc.set_threshold(*GC_THRESHOLD)
     errors = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
     try:
         diff = _diff(args, errors)

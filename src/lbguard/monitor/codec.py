@@ -26,16 +26,31 @@ _MODEL_CLASSES: dict[str, type[Any]] = {
 }
 
 
+_FIELD_NAMES: dict[type[Any], tuple[str, ...] | None] = {}
+
+
+def field_names(cls: type[Any]) -> tuple[str, ...] | None:
+    """Return the field names of a dataclass type, cached; None for any other type."""
+    names = _FIELD_NAMES.get(cls, ())
+    if names == ():
+        names = None
+        if dataclasses.is_dataclass(cls):
+            names = tuple(item.name for item in dataclasses.fields(cls))
+        _FIELD_NAMES[cls] = names
+    return names
+
+
 class CodecError(ValueError):
     """Stored JSON that does not describe a model of this lbguard version."""
 
 
 def encode(value: object) -> Any:
     """Convert a model value into plain JSON types."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    names = field_names(type(value))
+    if names is not None:
         encoded: dict[str, Any] = {TYPE_KEY: type(value).__name__}
-        for item in dataclasses.fields(value):
-            encoded[item.name] = encode(getattr(value, item.name))
+        for name in names:
+            encoded[name] = encode(getattr(value, name))
         return encoded
     if isinstance(value, Enum):
         return value.value

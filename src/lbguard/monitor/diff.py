@@ -7,21 +7,22 @@ change, while a redefined ACL or a reordered rule does. Routing rules are compar
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from lbguard.model import Frontend, LoadBalancer, Location, Pool
+from lbguard.model import Balance, Frontend, LoadBalancer, Location, Pool, Product, Server
 from lbguard.monitor.changes import (
     Change,
     ChangeKind,
     Element,
+    ModelComparer,
+    compared_fields,
     known_location,
-    signature,
 )
 from lbguard.monitor.diff_rules import condition_text, diff_rules
+from lbguard.monitor.locate import keyword_line
 from lbguard.monitor.shares import ShareDelta, ShareTable, share_deltas
 
 __all__ = [
@@ -33,6 +34,9 @@ __all__ = [
     "diff_configs",
     "diff_models",
 ]
+
+_HASH_TYPE_FIELDS = ("hash_method", "hash_function", "avalanche")
+"""Balance fields that HAProxy's ``hash-type`` line sets, reported as one change."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ def diff_configs(
 
 def diff_models(old: LoadBalancer, new: LoadBalancer) -> tuple[Change, ...]:
     """List the semantic changes from ``old`` to ``new``, frontends first, then pools."""
+    comparer = ModelComparer((*old.files, *new.files))
     changes: list[Change] = []
     if old.product != new.product:
         changes.append(
@@ -93,7 +98,7 @@ def diff_models(old: LoadBalancer, new: LoadBalancer) -> tuple[Change, ...]:
                 Change(ChangeKind.ADDED, Element.FRONTEND, name, new_location=frontend.location)
             )
         else:
-            changes.extend(_diff_frontend(previous, frontend))
+            changes.extend(_diff_frontend(comparer, previous, frontend))
 
     old_pools = {pool.name: pool for pool in old.pools}
     new_pools = {pool.name: pool for pool in new.pools}
@@ -105,7 +110,8 @@ def diff_models(old: LoadBalancer, new: LoadBalancer) -> tuple[Change, ...]:
     for name, pool in new_pools.items():
         previous_pool = old_pools.get(name)
         if previous_pool is None:
-            summary = f"{pool.balance.algorithm}, {len(pool.servers)} servers"
+            count = len(pool.servers)
+            summary = f"{pool.balance.algorithm}, {count} server{'' if count == 1 else 's'}"
             changes.append(
                 Change(
                     ChangeKind.ADDED,
@@ -116,7 +122,7 @@ def diff_models(old: LoadBalancer, new: LoadBalancer) -> tuple[Change, ...]:
                 )
             )
         else:
-            changes.extend(_diff_pool(previous_pool, pool))
+            changes.extend(_diff_pool(comparer, previous_pool, pool, new.product))
 
     changes.extend(_diff_settings(old.settings, new.settings))
     return tuple(changes)
@@ -126,8 +132,9 @@ def diff_models(old: LoadBalancer, new: LoadBalancer) -> tuple[Change, ...]:
 # Frontends and rules
 
 
-def _diff_frontend(old: Frontend, new: Frontend) -> list[Change]:
+def _diff_frontend(comparer: ModelComparer, old: Frontend, new: Frontend) -> list[Change]:
     changes = _diff_fields(
+        comparer,
         old,
         new,
         Element.FRONTEND,
@@ -160,7 +167,7 @@ def _diff_frontend(old: Frontend, new: Frontend) -> list[Change]:
                 )
             )
 
-    changes.extend(diff_rules(new.name, old.rules, new.rules))
+    changes.extend(diff_rules(comparer, new.name, old.rules, new.rules))
     return changes
 
 
@@ -173,8 +180,9 @@ def _bind_text(address: str, port: int | None) -> str:
 # Pools and servers
 
 
-def _diff_pool(old: Pool, new: Pool) -> list[Change]:
+def _diff_pool(comparer: ModelComparer, old: Pool, new: Pool, product: Product) -> list[Change]:
     changes = _diff_fields(
+        comparer,
         old,
         new,
         Element.POOL,
@@ -183,17 +191,7 @@ def _diff_pool(old: Pool, new: Pool) -> list[Change]:
         old_location=old.location,
         new_location=new.location,
     )
-    changes.extend(
-        _diff_fields(
-            old.balance,
-            new.balance,
-            Element.BALANCE,
-            new.name,
-            skip={"location", "text"},
-            old_location=known_location(old.balance.location, old.location),
-            new_location=known_location(new.balance.location, new.location),
-        )
-    )
+    changes.extend(_diff_balance(comparer, old, new, product))
 
     old_servers = {server.name: server for server in old.servers}
     new_servers = {server.name: server for server in new.servers}
@@ -219,7 +217,7 @@ def _diff_pool(old: Pool, new: Pool) -> list[Change]:
                     ChangeKind.ADDED,
                     Element.SERVER,
                     subject,
-                    after=f"{server.endpoint} weight {server.weight}",
+                    after=_server_summary(server),
                     new_location=server.location,
                 )
             )
@@ -231,6 +229,7 @@ def _diff_pool(old: Pool, new: Pool) -> list[Change]:
             skip.add("id")
         changes.extend(
             _diff_fields(
+                comparer,
                 previous,
                 server,
                 Element.SERVER,
@@ -284,7 +283,65 @@ def _diff_settings(old: Sequence[tuple[str, str]], new: Sequence[tuple[str, str]
     return changes
 
 
+def _diff_balance(
+    comparer: ModelComparer, old: Pool, new: Pool, product: Product
+) -> list[Change]:
+    old_location = known_location(old.balance.location, old.location)
+    new_location = known_location(new.balance.location, new.location)
+    changes = _diff_fields(
+        comparer,
+        old.balance,
+        new.balance,
+        Element.BALANCE,
+        new.name,
+        skip={"location", "text", *_HASH_TYPE_FIELDS},
+        old_location=old_location,
+        new_location=new_location,
+    )
+    before, after = _hash_type(old.balance), _hash_type(new.balance)
+    if before == after:
+        return changes
+
+    attribute = "hash-method"
+    if product is Product.HAPROXY:
+        # The model keeps the line of `balance` only. The `hash-type` line sits in the
+        # backend section (or in defaults, then the backend line is shown).
+        attribute = "hash-type"
+        old_method, new_method = old.balance.hash_method, new.balance.hash_method
+        old_location = keyword_line(old.location, "hash-type", old_method) or old.location
+        new_location = keyword_line(new.location, "hash-type", new_method) or new.location
+    changes.append(
+        Change(
+            ChangeKind.CHANGED,
+            Element.BALANCE,
+            new.name,
+            attribute,
+            before,
+            after,
+            old_location,
+            new_location,
+        )
+    )
+    return changes
+
+
+def _hash_type(balance: Balance) -> str:
+    text = f"{balance.hash_method} {balance.hash_function}"
+    return text + " avalanche" if balance.avalanche else text
+
+
+def _server_summary(server: Server) -> str:
+    """Describe a new server with what decides its share: weight, backup and state."""
+    text = f"{server.endpoint} weight {server.weight}"
+    if server.backup:
+        text += " backup"
+    if server.state != "enabled":
+        text += f" {server.state}"
+    return text
+
+
 def _diff_fields(
+    comparer: ModelComparer,
     old: Any,
     new: Any,
     element: Element,
@@ -294,20 +351,22 @@ def _diff_fields(
     old_location: Location,
     new_location: Location,
 ) -> list[Change]:
-    """Compare the plain fields of two dataclasses of one type."""
+    """Compare the fields of two dataclasses of one type, locations and ``skip`` left out."""
     changes: list[Change] = []
-    for item in dataclasses.fields(old):
-        if item.name in skip:
+    if old == new:
+        return changes
+    for name in compared_fields(type(old)) or ():
+        if name in skip:
             continue
-        before, after = getattr(old, item.name), getattr(new, item.name)
-        if signature(before) == signature(after):
+        before, after = getattr(old, name), getattr(new, name)
+        if comparer.same(before, after):
             continue
         changes.append(
             Change(
                 ChangeKind.CHANGED,
                 element,
                 subject,
-                item.name.replace("_", "-"),
+                name.replace("_", "-"),
                 _value_text(before),
                 _value_text(after),
                 old_location,

@@ -2,7 +2,8 @@
 
 Rules are matched by their written text first, then by condition, then by action at the
 same position, because the first matching rule wins and a rule's identity is what it does.
-Rules that kept their identity but not their relative order are reported as moved.
+Rules that kept their identity but not their relative order are reported as moved. No key
+holds a source position: texts are compared with their ``file:line`` references replaced.
 """
 
 from __future__ import annotations
@@ -22,16 +23,19 @@ from lbguard.model import (
     Rule,
     Unevaluated,
 )
-from lbguard.monitor.changes import Change, ChangeKind, Element, condition_shape, signature
+from lbguard.monitor.changes import Change, ChangeKind, Element, ModelComparer
 
 
-def diff_rules(frontend: str, old: Sequence[Rule], new: Sequence[Rule]) -> list[Change]:
+def diff_rules(
+    comparer: ModelComparer, frontend: str, old: Sequence[Rule], new: Sequence[Rule]
+) -> list[Change]:
+    """List the rules of one frontend that were added, removed, changed or moved."""
     # Old rule index to new rule index, for rules present on both sides.
     pairs: dict[int, int] = {}
-    _pair_by(pairs, old, new, _rule_key)
+    _pair_by(pairs, old, new, lambda rule: _rule_key(comparer, rule))
     text_pairs = dict(pairs)
-    _pair_by(pairs, old, new, lambda rule: signature(rule.condition))
-    _pair_in_place(pairs, old, new)
+    _pair_by(pairs, old, new, lambda rule: comparer.signature(rule.condition))
+    _pair_in_place(comparer, pairs, old, new)
 
     changes: list[Change] = []
     paired_new = set(pairs.values())
@@ -75,9 +79,13 @@ def diff_rules(frontend: str, old: Sequence[Rule], new: Sequence[Rule]) -> list[
                     after.location,
                 )
             )
-        elif signature(before.condition) != signature(after.condition):
-            changes.extend(_diff_named(frontend, before.condition, after.condition, seen_acls))
-            if condition_shape(before.condition) != condition_shape(after.condition):
+        elif not comparer.same(before.condition, after.condition):
+            changes.extend(
+                _diff_named(comparer, frontend, before.condition, after.condition, seen_acls)
+            )
+            if comparer.condition_shape(before.condition) != comparer.condition_shape(
+                after.condition
+            ):
                 changes.append(
                     Change(
                         ChangeKind.CHANGED,
@@ -108,10 +116,10 @@ def diff_rules(frontend: str, old: Sequence[Rule], new: Sequence[Rule]) -> list[
     return changes
 
 
-def _rule_key(rule: Rule) -> str:
+def _rule_key(comparer: ModelComparer, rule: Rule) -> str:
     if rule.text:
-        return " ".join(rule.text.split())
-    return signature(rule)
+        return " ".join(comparer.text(rule.text).split())
+    return comparer.signature(rule)
 
 
 def _pair_by(
@@ -134,14 +142,16 @@ def _pair_by(
             pairs[index] = candidates.pop(0)
 
 
-def _pair_in_place(pairs: dict[int, int], old: Sequence[Rule], new: Sequence[Rule]) -> None:
+def _pair_in_place(
+    comparer: ModelComparer, pairs: dict[int, int], old: Sequence[Rule], new: Sequence[Rule]
+) -> None:
     """Pair still unpaired rules at the same position with the same action: a rule whose
     condition was edited in place."""
     paired_new = set(pairs.values())
     for index in range(min(len(old), len(new))):
         if index in pairs or index in paired_new:
             continue
-        if signature(old[index].action) == signature(new[index].action):
+        if comparer.same(old[index].action, new[index].action):
             pairs[index] = index
 
 
@@ -180,6 +190,7 @@ def _moved(pairs: Mapping[int, int]) -> list[int]:
 
 
 def _diff_named(
+    comparer: ModelComparer,
     frontend: str,
     old: Condition | None,
     new: Condition | None,
@@ -194,7 +205,7 @@ def _diff_named(
         if before is None or name in seen:
             continue
         seen.add(name)
-        if signature(before.condition) == signature(after.condition):
+        if comparer.same(before.condition, after.condition):
             continue
         changes.append(
             Change(
