@@ -283,9 +283,7 @@ def _diff_settings(old: Sequence[tuple[str, str]], new: Sequence[tuple[str, str]
     return changes
 
 
-def _diff_balance(
-    comparer: ModelComparer, old: Pool, new: Pool, product: Product
-) -> list[Change]:
+def _diff_balance(comparer: ModelComparer, old: Pool, new: Pool, product: Product) -> list[Change]:
     old_location = known_location(old.balance.location, old.location)
     new_location = known_location(new.balance.location, new.location)
     changes = _diff_fields(
