@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import pytest
 from audit_support import AuditFactory
 
+from lbguard.checks import CheckContext, run_checks
 from lbguard.model import Severity
 
 DEFAULTS = """
@@ -91,7 +93,7 @@ backend be_web
 """
     )
     assert ("LB001", str(result.config), result.line_of("weight 999")) in result.finding_keys()
-    assert ("LB201", str(result.config), result.line_of("weight 100")) in result.finding_keys()
+    assert ("LB202", str(result.config), result.line_of("weight 100")) in result.finding_keys()
 
 
 def test_clean_config_has_no_parse_error(audit: AuditFactory) -> None:
@@ -238,6 +240,20 @@ def test_proportionate_routing_not_reported(audit: AuditFactory) -> None:
     assert result.finding_keys("LB103") == set()
 
 
+def test_concentration_with_capacity_hints(audit: AuditFactory) -> None:
+    result = audit(PLATFORM, PLATFORM_TRAFFIC)
+    hints = {f"be_web/web{i}": 2.0 for i in range(1, 7)}
+    hints |= {"be_search/search1": 2.0, "be_search/search2": 2.0}
+    context = CheckContext.build(result.lb, result.prediction, None, capacity=hints)
+    [finding] = [item for item in run_checks(context) if item.rule_id == "LB103"]
+
+    # 22 units of capacity share the routed traffic: 4.5 % per unit, so a search server
+    # with 2 units should take 9.1 % and takes 25 %.
+    assert "per unit of capacity (4.5 %, from the capacity hints)" in finding.reason
+    assert "mean per server" not in finding.reason
+    assert finding.metrics["ratio"] == pytest.approx(0.25 / (2 / 22))
+
+
 def test_concentration_needs_traffic(audit: AuditFactory) -> None:
     result = audit(PLATFORM)
     assert result.finding_keys("LB103") == set()
@@ -262,36 +278,99 @@ backend be_web
 )
 
 
-def test_weight_typo_reported_at_server(audit: AuditFactory) -> None:
+def test_weight_typo_left_to_weight_outlier(audit: AuditFactory) -> None:
     result = audit(WEIGHTED.format(10, 10, 100), {"requests": 1000, "paths": ["/"]})
     line = result.line_of("weight 100")
-    assert result.finding_keys("LB201") == {("LB201", str(result.config), line)}
-    reason = result.of("LB201")[0].reason
-    assert "web3's weight (100) is 10x the other servers' (10)" in reason
-    assert "83.3 % of be_web" in reason
-    assert "2.5x an equal share" in reason
+    assert result.finding_keys("LB201") == set()
+    assert result.finding_keys("LB202") == {("LB202", str(result.config), line)}
+
+
+def test_weight_typo_reason_names_shares(audit: AuditFactory) -> None:
+    result = audit(WEIGHTED.format(10, 10, 100), {"requests": 1000, "paths": ["/"]})
+    [finding] = result.of("LB202")
+    assert finding.reason.startswith(
+        "web3's weight (100) is 10x the other servers' (10) in be_web; it receives 83.3 % of "
+        "be_web's requests, 2.5x an equal share"
+    )
+    assert "That is 83.3 % of all requests." in finding.reason
+
+
+def test_weight_typo_reason_without_traffic(audit: AuditFactory) -> None:
+    result = audit(WEIGHTED.format(10, 10, 100))
+    [finding] = result.of("LB202")
+    assert "it receives 83.3 % of be_web's requests, 2.5x an equal share" in finding.reason
+    assert "of all requests" not in finding.reason
+
+
+def test_low_weight_outlier_reason(audit: AuditFactory) -> None:
+    result = audit(WEIGHTED.format(10, 10, 1), {"requests": 1000, "paths": ["/"]})
+    [finding] = result.of("LB202")
+    assert finding.reason.startswith("web3's weight (1) is 1/10x of the other servers' (10)")
 
 
 def test_moderate_weights_not_reported(audit: AuditFactory) -> None:
     result = audit(WEIGHTED.format(1, 2, 3), {"requests": 1000, "paths": ["/"]})
     assert result.finding_keys("LB201") == set()
+    assert result.finding_keys("LB202") == set()
+
+
+def test_deliberate_weights_not_reported(audit: AuditFactory) -> None:
+    result = audit(WEIGHTED.format(5, 1, 1), {"requests": 1000, "paths": ["/"]})
+    assert result.finding_keys("LB201") == set()
+    assert result.finding_keys("LB202") == set()
+
+
+def test_weight_outlier_factor_option(audit: AuditFactory) -> None:
+    result = audit(WEIGHTED.format(5, 1, 1), None, {"LB202": {"factor": 5}})
+    expected = ("LB202", str(result.config), result.line_of("weight 5"))
+    assert result.finding_keys("LB202") == {expected}
+
+
+TWO_URI = (
+    DEFAULTS
+    + """
+frontend fe
+    bind 127.0.0.1:8080
+    default_backend be_api
+
+backend be_api
+    balance uri
+    server api1 127.0.0.1:9001
+    server api2 127.0.0.1:9002
+"""
+)
+
+# balance uri puts /a on api1 and /b on api2, so api1 receives 65 % of the pool, 1.3x its
+# weight share.
+TWO_URI_TRAFFIC = {"requests": 1000, "paths": {"/a": 0.65, "/b": 0.35}}
 
 
 def test_factor_option_changes_threshold(audit: AuditFactory) -> None:
-    result = audit(
-        WEIGHTED.format(1, 2, 3), {"requests": 1000, "paths": ["/"]}, {"LB201": {"factor": 1.2}}
-    )
-    expected = ("LB201", str(result.config), result.line_of("weight 3"))
-    assert result.finding_keys("LB201") == {expected}
+    default = audit(TWO_URI, TWO_URI_TRAFFIC)
+    lowered = audit(TWO_URI, TWO_URI_TRAFFIC, {"LB201": {"factor": 1.2}})
+    expected = ("LB201", str(lowered.config), lowered.line_of("server api1"))
+    assert default.finding_keys("LB201") == set()
+    assert lowered.finding_keys("LB201") == {expected}
 
 
-def test_server_down_restores_balance(audit: AuditFactory) -> None:
-    result = audit(
-        WEIGHTED.format(10, 10, 100),
-        {"requests": 1000, "paths": ["/"]},
-        health={"be_web/web3": False},
-    )
+FIRST_POOL = (
+    DEFAULTS
+    + """
+listen mysql
+    bind 127.0.0.1:3306
+    mode tcp
+    balance first
+    server mysql1 127.0.0.1:9001 check
+    server mysql2 127.0.0.1:9002 check
+"""
+)
+
+
+def test_first_without_maxconn_left_to_lb404(audit: AuditFactory) -> None:
+    result = audit(FIRST_POOL)
+    expected = ("LB404", str(result.config), result.line_of("server mysql1"))
     assert result.finding_keys("LB201") == set()
+    assert result.finding_keys("LB404") == {expected}
 
 
 def test_hash_on_one_key_reported(audit: AuditFactory) -> None:

@@ -84,9 +84,11 @@ def test_catch_all_case_finding(tmp_path: Path) -> None:
 
 def test_weight_typo_case_finding(tmp_path: Path) -> None:
     config, traffic, _ = case_files("haproxy-weight-typo", tmp_path)
-    _, report = run_json([str(config), "--traffic", str(traffic), "--select", "LB201"], tmp_path)
+    _, report = run_json(
+        [str(config), "--traffic", str(traffic), "--select", "balancing"], tmp_path
+    )
 
-    assert finding_keys(report) == {("LB201", str(config), 15)}
+    assert finding_keys(report) == {("LB202", str(config), 15)}
     reason = report["findings"][0]["reason"]
     assert "web3's weight (100) is 10x the other servers' (10)" in reason
     assert "83.3 % of be_web" in reason
@@ -121,21 +123,22 @@ def test_schema_rejects_percent_share(validator: jsonschema.protocols.Validator)
     assert not share_validator.is_valid(83.3)
 
 
-def test_down_server_clears_finding(tmp_path: Path) -> None:
+def test_down_server_changes_shares(tmp_path: Path) -> None:
     config, traffic, _ = case_files("haproxy-weight-typo", tmp_path)
     code, report = run_json(
-        [str(config), "--traffic", str(traffic), "--down", "be_web/web3", "--select", "LB201"],
+        [str(config), "--traffic", str(traffic), "--down", "be_web/web3", "--select", "LB202"],
         tmp_path,
     )
-    assert code == ExitCode.OK
-    assert report["findings"] == []
+    assert code == ExitCode.FINDINGS
+    assert finding_keys(report) == {("LB202", str(config), 15)}
     assert server_shares(report)["be_web/web1"] == pytest.approx(0.5)
+    assert server_shares(report)["be_web/web3"] == 0.0
 
 
 def test_fail_on_error_ignores_warnings(tmp_path: Path) -> None:
     config, traffic, _ = case_files("haproxy-weight-typo", tmp_path)
     code, report = run_json(
-        [str(config), "--traffic", str(traffic), "--fail-on", "error", "--select", "LB201"],
+        [str(config), "--traffic", str(traffic), "--fail-on", "error", "--select", "LB202"],
         tmp_path,
     )
     assert code == ExitCode.OK
@@ -156,11 +159,11 @@ def test_fair_share_factor_option(tmp_path: Path) -> None:
 
 def test_text_report_on_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config, traffic, _ = case_files("haproxy-weight-typo", tmp_path)
-    code = main(["check", str(config), "--traffic", str(traffic), "--select", "LB201"])
+    code = main(["check", str(config), "--traffic", str(traffic), "--select", "LB202"])
     out, err = capsys.readouterr()
 
     assert code == ExitCode.FINDINGS
-    assert "LB201 balancing.server-over-fair-share" in out
+    assert "LB202 balancing.weight-outlier" in out
     assert "83.3 %" in out
     assert "server web3 127.0.0.1:9003 check weight 100" in out
     assert "be_web/web3" in out
@@ -299,8 +302,18 @@ def test_output_file_replaced_whole(tmp_path: Path) -> None:
 
     code = main(["check", str(config), "-o", str(output)])
     assert code == ExitCode.FINDINGS
-    assert "LB201" in output.read_text(encoding="utf-8")
+    assert "LB202" in output.read_text(encoding="utf-8")
     assert [path.name for path in output.parent.iterdir()] == ["report.txt"]
     umask = os.umask(0)
     os.umask(umask)
     assert output.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_text_header_states_missing_profile_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _, _ = case_files("haproxy-weight-typo", tmp_path)
+    main(["check", str(config)])
+    header = capsys.readouterr().out.split("\n\n")[0]
+    assert header.count("no traffic profile") == 1
+    assert header.count("unknown") == 1

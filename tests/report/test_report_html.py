@@ -100,3 +100,9 @@ def test_chromium_keeps_hostile_names_as_text(
     assert dom.named("img") == []
     assert "<script>alert(1)</script>" in text
     assert "be_<img_src=x_onerror=alert(1)>" in text
+
+
+def test_html_states_missing_profile_once(render: Render) -> None:
+    page = render(INCIDENT / "haproxy-bad.cfg", "html").read_text(encoding="utf-8")
+    [summary] = [line for line in page.splitlines() if line.startswith("Traffic: ")]
+    assert summary.count("no traffic profile") == 1

@@ -5,23 +5,24 @@ servers. The hash rules are in `lbguard.checks.hashing`, the backup rules in
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from lbguard.checks.interface import CheckContext, Example, Family, Finding, Option, Options, Rule
-from lbguard.checks.pools import active_servers
-from lbguard.checks.wording import join_names, percent, times
+from lbguard.checks.pools import active_servers, first_unlimited_server, method_text
+from lbguard.checks.wording import percent, times
 from lbguard.model import Algorithm, Pool, Product, Server, Severity
 from lbguard.predict.result import PoolShare, ServerShare, ShareMethod
-
-_SHARE_IS_MEASURED = (ShareMethod.EXACT, ShareMethod.EXPECTED)
-"""Methods whose shares reflect the algorithm itself; load-dependent shares are weight
-shares by assumption, so a skew against weights cannot show there."""
 
 
 def check_over_fair_share(context: CheckContext, options: Options) -> Iterator[Finding]:
     factor = float(options["factor"])
     for pool in context.prediction.pools:
         if pool.method is ShareMethod.UNKNOWN or pool.share_of_total == 0.0:
+            continue
+        model = context.pools.get(pool.pool)
+        if model is not None and first_unlimited_server(model) is not None:
+            # `balance first` ignores weights by design, and LB404 reports the server that
+            # takes every request.
             continue
         eligible = [server for server in pool.servers if server.eligible]
         if len(eligible) < 2:
@@ -39,38 +40,26 @@ def _server_finding(
     eligible: Sequence[ServerShare],
     factor: float,
 ) -> Finding | None:
-    equal = 1.0 / len(eligible)
-    over_weight = server.share_of_pool / server.fair_share if server.fair_share > 0 else 0.0
-    over_equal = server.share_of_pool / equal
+    """Compare the server's share with its fair share: its capacity share when the pool
+    has capacity hints, else its weight share. Weight typos are LB202's to report."""
     capacity = context.pool_capacity(pool.pool)
-
     if capacity is not None:
         total = sum(capacity.get(other.server, 1.0) for other in eligible)
         fair = capacity.get(server.server, 1.0) / total
-        ratio = server.share_of_pool / fair
-        if ratio <= factor:
-            return None
-        reason = (
-            f"{server.server} receives {percent(server.share_of_pool)} of {pool.pool}'s "
-            f"requests, {times(ratio)} its capacity share ({percent(fair)}) from the "
-            "capacity hints."
-        )
-    elif pool.method in _SHARE_IS_MEASURED and over_weight > factor:
-        reason = (
-            f"{server.server} receives {percent(server.share_of_pool)} of {pool.pool}'s "
-            f"requests, {times(over_weight)} its weight share ({percent(server.fair_share)}): "
-            f"the {pool.method} {_algorithm(context, pool.pool)} placement concentrates the "
-            "traffic profile's keys on it."
-        )
-        ratio = over_weight
-        fair = server.fair_share
-    elif over_equal > factor:
-        reason = _weight_reason(pool, server, eligible, over_equal, equal)
-        ratio = over_equal
-        fair = server.fair_share
+        basis = f"capacity share ({percent(fair)}) from the capacity hints"
     else:
+        fair = server.fair_share
+        basis = f"weight share ({percent(fair)})"
+    if fair <= 0:
+        return None
+    ratio = server.share_of_pool / fair
+    if ratio <= factor:
         return None
 
+    reason = (
+        f"{server.server} receives {percent(server.share_of_pool)} of {pool.pool}'s "
+        f"requests, {times(ratio)} its {basis}: {_cause(context, pool)}."
+    )
     if server.share_of_total is not None:
         reason += f" That is {percent(server.share_of_total)} of all requests."
     pool_location = context.pools[pool.pool].location if pool.pool in context.pools else None
@@ -81,41 +70,24 @@ def _server_finding(
         metrics={
             "share_of_pool": server.share_of_pool,
             "fair_share": fair,
-            "equal_share": equal,
+            "equal_share": 1.0 / len(eligible),
             "ratio": ratio,
         },
     )
 
 
-def _weight_reason(
-    pool: PoolShare,
-    server: ServerShare,
-    eligible: Sequence[ServerShare],
-    over_equal: float,
-    equal: float,
-) -> str:
-    others = [other.weight for other in eligible if other is not server]
-    received = (
-        f"it receives {percent(server.share_of_pool)} of {pool.pool}'s requests, "
-        f"{times(over_equal)} an equal share ({percent(equal)})."
-    )
-    typical = statistics.median(others)
-    if typical <= 0 or server.weight <= typical:
-        return f"{server.server} is not weighted above its peers, yet {received}"
-
-    if len(set(others)) == 1:
-        peers = f"the other servers' ({others[0]})"
-    else:
-        peers = f"the median of the other servers' weights ({typical:g})"
-    return (
-        f"{server.server}'s weight ({server.weight}) is {times(server.weight / typical)} "
-        f"{peers} in {pool.pool}; {received}"
-    )
-
-
-def _algorithm(context: CheckContext, pool_name: str) -> str:
-    pool = context.pools.get(pool_name)
-    return str(pool.balance.algorithm) if pool is not None else "balancing"
+def _cause(context: CheckContext, pool: PoolShare) -> str:
+    """Say what puts more than the fair share on a server of ``pool``."""
+    model = context.pools.get(pool.pool)
+    if model is None:
+        return f"the {pool.method} prediction places more requests on it"
+    balance = method_text(model)
+    if model.balance.algorithm.is_hash:
+        keys = "the traffic profile's keys" if context.profile is not None else "uniform keys"
+        return f"{balance} maps {keys} onto the servers unevenly and most of them onto it"
+    if context.pool_capacity(pool.pool) is not None:
+        return f"{balance} follows the weights, which do not match the capacity hints"
+    return f"{balance} places more requests on it than its weight ({pool.method} prediction)"
 
 
 OVER_FAIR_SHARE = Rule(
@@ -124,14 +96,14 @@ OVER_FAIR_SHARE = Rule(
     family=Family.BALANCING,
     severity=Severity.WARNING,
     summary="A server receives more than the configured factor times its fair share of "
-    "its pool: its capacity share from the capacity hints, else its weight share or an "
-    "equal split of the pool.",
-    rationale="A server that takes a multiple of its peers' load saturates first, while "
-    "the pool as a whole looks healthy. A weight typo (100 for 10) or a hash key with few "
-    "distinct values (one busy client, one hot URL) are the usual causes.",
-    fix_hint="Check the server's weight against its peers; for hashed pools, hash on a key "
-    "with more distinct values or use consistent hashing with a bounded load "
-    "(hash-balance-factor).",
+    "its pool: its capacity share from the capacity hints, else its weight share.",
+    rationale="A server that takes a multiple of the share its weight or capacity calls "
+    "for saturates first, while the pool as a whole looks healthy. A hash key with few "
+    "distinct values (one busy client, one hot URL) is the usual cause. Deliberate "
+    "weights are fair by definition; a weight typo is reported as LB202.",
+    fix_hint="For hashed pools, hash on a key with more distinct values or use consistent "
+    "hashing with a bounded load (hash-balance-factor). With capacity hints, set the "
+    "weights in proportion to the capacity.",
     check=check_over_fair_share,
     options=(
         Option(
@@ -145,17 +117,19 @@ OVER_FAIR_SHARE = Rule(
     examples=(
         Example(
             Product.HAPROXY,
-            bad="backend be_web\n    server web1 10.0.0.1:80 weight 10\n"
-            "    server web2 10.0.0.2:80 weight 10\n    server web3 10.0.0.3:80 weight 100",
-            good="backend be_web\n    server web1 10.0.0.1:80 weight 10\n"
-            "    server web2 10.0.0.2:80 weight 10\n    server web3 10.0.0.3:80 weight 10",
+            bad="backend be_api\n    balance hdr(X-Tenant)\n"
+            "    server api1 10.0.0.1:80\n    server api2 10.0.0.2:80\n"
+            "    server api3 10.0.0.3:80",
+            good="backend be_api\n    balance roundrobin\n"
+            "    server api1 10.0.0.1:80\n    server api2 10.0.0.2:80\n"
+            "    server api3 10.0.0.3:80",
         ),
         Example(
             Product.NGINX,
-            bad="upstream web {\n    server 10.0.0.1:80 weight=10;\n"
-            "    server 10.0.0.2:80 weight=10;\n    server 10.0.0.3:80 weight=100;\n}",
-            good="upstream web {\n    server 10.0.0.1:80 weight=10;\n"
-            "    server 10.0.0.2:80 weight=10;\n    server 10.0.0.3:80 weight=10;\n}",
+            bad="upstream api {\n    hash $http_x_tenant;\n    server 10.0.0.1:80;\n"
+            "    server 10.0.0.2:80;\n    server 10.0.0.3:80;\n}",
+            good="upstream api {\n    server 10.0.0.1:80;\n    server 10.0.0.2:80;\n"
+            "    server 10.0.0.3:80;\n}",
         ),
     ),
 )
@@ -183,31 +157,61 @@ def check_weight_outliers(context: CheckContext, options: Options) -> Iterator[F
             ratio = per_unit[server.name] / typical
             if 1 / factor < ratio < factor:
                 continue
-            yield _outlier(pool, server, servers, ratio, capacity is not None)
+            yield _outlier(context, pool, server, per_unit, typical)
 
 
 def _outlier(
-    pool: Pool, server: Server, servers: Sequence[Server], ratio: float, hinted: bool
+    context: CheckContext,
+    pool: Pool,
+    server: Server,
+    per_unit: Mapping[str, float],
+    typical: float,
 ) -> Finding:
-    others = sorted({other.weight for other in servers if other is not server})
-    peers = join_names([str(weight) for weight in others], limit=4)
-    if ratio >= 1:
-        effect = f"{times(ratio)} the pool's median"
+    hinted = context.pool_capacity(pool.name) is not None
+    ratio = per_unit[server.name] / typical
+    effect = times(ratio) if ratio >= 1 else f"1/{times(1 / ratio)} of"
+    others = {value for name, value in per_unit.items() if name != server.name}
+    if len(others) == 1 and typical in others:
+        peers = f"the other servers' ({typical:g})"
     else:
-        effect = f"1/{times(1 / ratio)} of the pool's median"
-    basis = " per unit of capacity from the capacity hints" if hinted else ""
-    share = server.weight / sum(other.weight for other in servers)
+        peers = f"the pool's median ({typical:g})"
+    if hinted:
+        subject = (
+            f"{server.name}'s weight per unit of capacity ({per_unit[server.name]:g}, from "
+            "the capacity hints)"
+        )
+    else:
+        subject = f"{server.name}'s weight ({server.weight})"
+
     reason = (
-        f"{server.name}'s weight ({server.weight}) in {pool.name} is {effect}{basis} "
-        f"(the other weights: {peers}), so weight-following algorithms give it "
-        f"{percent(share)} of the pool. A factor like this is usually a typo."
+        f"{subject} is {effect} {peers} in {pool.name}; {_received(context, pool, server)} "
+        "A factor like this is usually a typo."
     )
+    weight_share = server.weight / sum(other.weight for other in active_servers(pool))
     return WEIGHT_OUTLIER.finding(
         reason,
         [server.location, pool.location],
         subject=f"{pool.name}/{server.name}",
-        metrics={"ratio": ratio, "weight_share": share},
+        metrics={"ratio": ratio, "weight_share": weight_share},
     )
+
+
+def _received(context: CheckContext, pool: Pool, server: Server) -> str:
+    """Say what share of the pool the server receives in the prediction, or by weight
+    when the prediction has no share for it."""
+    pool_share = context.prediction.pool(pool.name)
+    share = context.prediction.server(f"{pool.name}/{server.name}")
+    if pool_share is None or share is None or pool_share.method is ShareMethod.UNKNOWN:
+        total = sum(other.weight for other in active_servers(pool))
+        return f"weight-following algorithms give it {percent(server.weight / total)} of the pool."
+    equal = 1.0 / max(1, sum(1 for other in pool_share.servers if other.eligible))
+    text = (
+        f"it receives {percent(share.share_of_pool)} of {pool.name}'s requests, "
+        f"{times(share.share_of_pool / equal)} an equal share ({percent(equal)})."
+    )
+    if share.share_of_total is not None:
+        text += f" That is {percent(share.share_of_total)} of all requests."
+    return text
 
 
 WEIGHT_OUTLIER = Rule(
@@ -218,15 +222,16 @@ WEIGHT_OUTLIER = Rule(
     summary="A server's weight differs from the median weight of its pool by the configured "
     "factor or more.",
     rationale="Weights set the share of every weight-following algorithm. One weight ten "
-    "times its peers' (100 for 10) sends most of the pool to one server; one a tenth of "
-    "its peers' leaves a server idle. Real capacity rarely differs that much inside a pool.",
+    "times its peers' (100 for 10, an extra zero) sends most of the pool to one server; "
+    "one a tenth of its peers' leaves a server idle. Deliberate differences, such as 5:1:1, "
+    "stay below the default factor of 10.",
     fix_hint="Correct the weight, or record the real capacity difference in the "
     "[capacity] table of lbguard.toml.",
     check=check_weight_outliers,
     options=(
         Option(
             "factor",
-            5.0,
+            10.0,
             "ratio to the pool's median weight that is reported, above or below",
             minimum=1.0,
         ),
@@ -243,8 +248,8 @@ WEIGHT_OUTLIER = Rule(
             Product.NGINX,
             bad="upstream web {\n    server 10.0.0.1:80 weight=10;\n"
             "    server 10.0.0.2:80 weight=10;\n    server 10.0.0.3:80 weight=100;\n}",
-            good="upstream web {\n    server 10.0.0.1:80 weight=10;\n"
-            "    server 10.0.0.2:80 weight=10;\n    server 10.0.0.3:80 weight=20;\n}",
+            good="upstream web {\n    server 10.0.0.1:80 weight=5;\n"
+            "    server 10.0.0.2:80 weight=1;\n    server 10.0.0.3:80 weight=1;\n}",
         ),
     ),
 )

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from lbguard.checks.interface import CheckContext, Example, Family, Finding, Option, Options, Rule
-from lbguard.checks.pools import active_servers
+from lbguard.checks.pools import active_servers, first_unlimited_server
 from lbguard.checks.wording import join_names, percent, times
-from lbguard.model import AdminState, Algorithm, Product, Severity
+from lbguard.model import AdminState, Product, Severity
 from lbguard.predict.result import ShareMethod
 
 
@@ -255,16 +255,10 @@ SHARED_ENDPOINT = Rule(
 
 def check_first_without_maxconn(context: CheckContext, options: Options) -> Iterator[Finding]:
     for pool in context.lb.pools:
-        if pool.balance.algorithm is not Algorithm.FIRST:
+        stop = first_unlimited_server(pool)
+        if stop is None:
             continue
-        servers = active_servers(pool)
-        unlimited = [server for server in servers if server.maxconn is None]
-        if len(servers) < 2 or not unlimited:
-            continue
-        # `balance first` fills servers by ascending id; the first one without a limit
-        # never fills, so the servers after it receive nothing.
-        ordered = sorted(servers, key=lambda server: server.id or 0)
-        stop = next(server for server in ordered if server.maxconn is None)
+        ordered = sorted(active_servers(pool), key=lambda server: server.id or 0)
         idle = ordered[ordered.index(stop) + 1 :]
         reason = (
             f"{pool.name} uses `balance first` and {stop.name} has no maxconn: HAProxy fills "

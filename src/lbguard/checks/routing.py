@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from lbguard.checks.conditions import ShadowIndex
 from lbguard.checks.interface import CheckContext, Example, Family, Finding, Option, Options, Rule
@@ -64,15 +64,12 @@ def _rule_shares(context: CheckContext) -> dict[tuple[str, int], RuleShare]:
 def check_unreachable_rules(context: CheckContext, options: Options) -> Iterator[Finding]:
     shares = _rule_shares(context)
     evaluator = ConditionEvaluator(context.profile) if context.profile is not None else None
-    nginx = context.lb.product is Product.NGINX
     for frontend in context.lb.frontends:
         index = ShadowIndex(http=frontend.mode is Mode.HTTP)
         for position, rule in enumerate(frontend.rules):
-            # Rules the parser adds model product behaviour, so their order is no mistake.
-            # The nginx parser ends each server's rules with an unconditional rule for
-            # requests no location matches, which `location /` makes unreachable.
-            last = position == len(frontend.rules) - 1
-            if rule.implicit or (nginx and rule.condition is None and last):
+            # Rules the parser adds model product behaviour, such as nginx serving static
+            # files when no location matches, so their order is no mistake.
+            if rule.implicit:
                 continue
             covering = index.covering_rules(rule.condition) if position else None
             index.add(position, rule.condition)
@@ -221,6 +218,8 @@ def check_unrouted_pools(context: CheckContext, options: Options) -> Iterator[Fi
         if frontend.default_pool:
             routed.add(frontend.default_pool)
         for rule in frontend.rules:
+            if rule.implicit:
+                continue
             if rule.action.kind is ActionKind.ROUTE and rule.action.pool:
                 routed.add(rule.action.pool)
             elif rule.action.kind is ActionKind.DYNAMIC:
@@ -307,12 +306,16 @@ def check_concentrating_rules(context: CheckContext, options: Options) -> Iterat
     if server_count == 0:
         return
     capacity = _capacities(context, eligible)
+    hinted = any(context.pool_capacity(pool) is not None for pool in eligible)
     routed = sum(pool.share_of_total or 0.0 for pool in reachable)
+    # With capacity hints this is the mean per unit of capacity.
     mean = routed / sum(capacity.values())
     largest = max(len(servers) for servers in eligible.values())
 
     rules_by_pool: dict[str, list[RuleShare]] = {}
     for share in prediction.rules:
+        if share.rule is not None and share.rule.implicit:
+            continue
         if share.share is not None and share.share >= min_share:
             rules_by_pool.setdefault(share.target, []).append(share)
 
@@ -334,7 +337,9 @@ def check_concentrating_rules(context: CheckContext, options: Options) -> Iterat
                 rule_share,
                 servers=servers,
                 overloaded=overloaded,
+                capacity=capacity,
                 mean=mean,
+                hinted=hinted,
                 server_count=server_count,
                 factor=factor,
             )
@@ -356,15 +361,21 @@ def _concentration(
     *,
     servers: Sequence[ServerShare],
     overloaded: Sequence[ServerShare],
+    capacity: Mapping[str, float],
     mean: float,
+    hinted: bool,
     server_count: int,
     factor: float,
 ) -> Finding:
+    """Build the finding for one rule. *mean* is the share of all requests per unit of
+    *capacity*, which is the mean per server when no capacity hint applies."""
     pool_name = rule_share.target
     rule = rule_share.rule
     label = _quote(rule) if rule is not None else f"the default route of {rule_share.frontend}"
     top = max(server.share_of_total or 0.0 for server in overloaded)
-    ratio = top / mean
+    ratio = max(
+        (server.share_of_total or 0.0) / (mean * capacity[server.key]) for server in overloaded
+    )
 
     names = [server.server for server in overloaded]
     if len(overloaded) == 1:
@@ -373,11 +384,23 @@ def _concentration(
         load = f"its servers {join_names(names)} each take up to {percent(top)} of all requests"
     else:
         load = f"{join_names(names)} each take up to {percent(top)} of all requests"
+    if not hinted:
+        compared = f"{times(ratio)} the mean per server ({percent(mean)})"
+    elif len(overloaded) == 1:
+        compared = (
+            f"{times(ratio)} the share its capacity calls for at the mean per unit of "
+            f"capacity ({percent(mean)}, from the capacity hints)"
+        )
+    else:
+        compared = (
+            f"up to {times(ratio)} the share their capacity calls for at the mean per unit "
+            f"of capacity ({percent(mean)}, from the capacity hints)"
+        )
 
     reason = (
         f"{label} ({rule_share.frontend}) sends {percent(rule_share.share or 0.0)} of all "
         f"requests to {pool_name}, which has {len(servers)} of the {server_count} servers "
-        f"that routes reach: {load}, {times(ratio)} the mean per server ({percent(mean)})."
+        f"that routes reach: {load}, {compared}."
     )
     limits = sorted({server.maxconn for server in _servers(context, overloaded) if server.maxconn})
     if limits:

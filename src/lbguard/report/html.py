@@ -86,7 +86,6 @@ def page_context(report: CheckReport, options: RenderOptions) -> dict[str, Any]:
         "product": str(report.lb.product),
         "files": [clean(name) for name in report.lb.files],
         "traffic": clean(prediction.traffic) or "-",
-        "route_level_known": prediction.route_level_known,
         "failing": len(report.failing),
         "fail_on": str(report.fail_on),
         "counts": [(str(level), report.count(level)) for level in levels],

@@ -102,16 +102,11 @@ def _top(items: Sequence[PoolShare], limit: int) -> list[PoolShare]:
 
 
 def _header(report: CheckReport) -> Group:
-    prediction = report.prediction
     files = ", ".join(clean(name) for name in report.lb.files) or "-"
-    level = (
-        "route-level shares known"
-        if prediction.route_level_known
-        else "route-level shares unknown: no traffic profile given"
-    )
+    # The description of the default profile states that route shares are unknown.
     return Group(
         Text(f"lbguard check: {report.lb.product} configuration {files}", style="bold"),
-        Text(f"traffic: {clean(prediction.traffic) or '-'} ({level})"),
+        Text(f"traffic: {clean(report.prediction.traffic) or '-'}"),
     )
 
 
