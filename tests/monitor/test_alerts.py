@@ -100,7 +100,7 @@ def test_time_to_live_expires(tmp_path: Path) -> None:
 
     assert early == []
     assert [event.resolves for event in late] == [1]
-    assert late[0].alert.summary.startswith("resolved (time to live ended)")
+    assert late[0].alert.summary.endswith("(its time to live ended)")
 
 
 def finding(rule: str, severity: str, subject: str = "be_web/web3") -> dict[str, object]:

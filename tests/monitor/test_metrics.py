@@ -53,7 +53,15 @@ def test_metrics_endpoint_contents(
     assert before[("lbguard_predicted_share_of_pool", web3)] == 1 / 3
     assert before[("lbguard_pool_imbalance_ratio", (lb, ("pool", "be_web")))] == 1.0
     assert before[("lbguard_last_audit_timestamp_seconds", (lb,))] > 0
-    assert ("lbguard_config_changes_total", (lb,)) not in before
+    # Labelled counters and the firing gauge have their series at 0 from the start.
+    hook = (("sink", "hook"),)
+    shift = (("alertname", "LbguardShareShift"), lb)
+    assert before[("lbguard_config_changes_total", (lb,))] == 0
+    assert before[("lbguard_config_read_errors_total", (lb,))] == 0
+    assert before[("lbguard_alert_deliveries_total", hook)] == 0
+    assert before[("lbguard_alert_delivery_failures_total", hook)] == 0
+    assert before[("lbguard_alerts_firing", shift)] == 0
+    assert before[("lbguard_alerts_firing", (("alertname", "LbguardFinding"), lb))] == 0
 
     config_file.write_text(haproxy_config(w3=100))
     wait_for(lambda: receiver.processed, 10, "the alert delivery")
@@ -74,6 +82,19 @@ def test_metrics_endpoint_contents(
     assert abs(ratio - 2.5) < 1e-9
     assert after[("lbguard_config_changes_total", (lb,))] == 1
     assert after[("lbguard_findings", (lb, ("severity", "warning")))] >= 1
-    assert after[("lbguard_alerts_firing", (("alertname", "LbguardShareShift"), lb))] == 1
-    assert after[("lbguard_alert_deliveries_total", (("sink", "hook"),))] >= 2
+    assert after[("lbguard_alerts_firing", shift)] == 1
+    assert after[("lbguard_alert_deliveries_total", hook)] >= 2
     assert after[("lbguard_alert_outbox_pending", ())] == 0
+
+    # A resolved alert leaves its series at 0 instead of removing it.
+    config_file.write_text(haproxy_config())
+    resolved = wait_for(
+        lambda: (
+            samples
+            if (samples := scrape(address)).get(("lbguard_alerts_firing", shift)) == 0
+            else None
+        ),
+        10,
+        "the firing gauge at 0",
+    )
+    assert resolved[("lbguard_alerts_firing", shift)] == 0

@@ -16,11 +16,19 @@ from lbguard.cli.main import ExitCode
 from lbguard.errors import LbguardError
 from lbguard.model import LoadBalancer, Product
 from lbguard.monitor.diff import ConfigDiff, diff_configs
+from lbguard.monitor.redact import redact_model
 from lbguard.monitor.render import DiffFormat, render_diff, summary_line
 from lbguard.monitor.shares import share_table
-from lbguard.parsers import load_config
+from lbguard.parsers import PARSERS, PRODUCT_NAMES, detect_product, load_config
 from lbguard.predict import predict
 from lbguard.traffic import load_profile
+
+NGINX_MAIN_FILE = "nginx.conf"
+"""The main file nginx reads from its configuration folder (``-c`` default in 1.22)."""
+
+
+class DiffInputError(LbguardError):
+    """An OLD or NEW configuration that leaves nothing to compare."""
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,11 +40,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "health) and show how each server's predicted share moves for the same traffic. "
         "Exit code 0: no change; 1: changes; 2: usage or input error.",
     )
-    parser.add_argument("old", metavar="OLD", help="old configuration file or directory")
-    parser.add_argument("new", metavar="NEW", help="new configuration file or directory")
+    parser.add_argument(
+        "old",
+        metavar="OLD",
+        help="old configuration: a file, an HAProxy directory of *.cfg files, or an nginx "
+        "folder holding nginx.conf",
+    )
+    parser.add_argument("new", metavar="NEW", help="new configuration, as OLD")
     parser.add_argument(
         "--product",
-        choices=[product.value for product in Product],
+        choices=[product.value for product in PARSERS],
         help="product that reads both configurations (default: detected from the content)",
     )
     parser.add_argument(
@@ -80,22 +93,57 @@ def _diff(args: argparse.Namespace, errors: Console) -> ConfigDiff:
     profile = load_profile(args.traffic) if args.traffic else None
     old = _load(args.old, product, errors)
     new = _load(args.new, product, errors)
+    if old.product != new.product:
+        raise DiffInputError(
+            f"OLD and NEW are different products: {args.old} is "
+            f"{PRODUCT_NAMES[old.product]}, {args.new} is {PRODUCT_NAMES[new.product]}",
+            hint="compare two configurations of one load balancer",
+        )
     old_prediction = predict(old, profile)
     new_prediction = predict(new, profile)
+    # Secrets (stats auth, userlist passwords, Authorization headers) never reach output.
     return diff_configs(
-        old,
-        new,
+        redact_model(old),
+        redact_model(new),
         share_table(old_prediction),
         share_table(new_prediction),
         traffic=new_prediction.traffic,
     )
 
 
-def _load(path: str, product: Product | None, errors: Console) -> LoadBalancer:
-    lb = load_config([Path(path)], product)
+def _load(text: str, product: Product | None, errors: Console) -> LoadBalancer:
+    """Load one side; raise DiffInputError when it holds nothing to compare."""
+    path = _main_file(Path(text), product)
+    lb = load_config([path], product)
     for diagnostic in lb.diagnostics:
         errors.print(f"lbguard: {diagnostic}")
+    if not lb.frontends and not lb.pools:
+        raise DiffInputError(
+            f"nothing to compare in {text}: no frontend and no pool",
+            hint="check that the file is the load balancer's configuration and that the "
+            "errors above are fixed, or pass --product",
+        )
     return lb
+
+
+def _main_file(path: Path, product: Product | None) -> Path:
+    """Return the path to load: an nginx folder stands for its nginx.conf."""
+    if not path.is_dir():
+        return path
+    main = path / NGINX_MAIN_FILE
+    if product is Product.NGINX or (product is None and main.is_file()):
+        if not main.is_file():
+            raise DiffInputError(
+                f"{path} is a folder without {NGINX_MAIN_FILE}",
+                hint="nginx reads one main file: pass it, and lbguard follows its includes",
+            )
+        return main
+    if product is None and detect_product([path]) is Product.NGINX:
+        raise DiffInputError(
+            f"{path} holds nginx files but no {NGINX_MAIN_FILE}",
+            hint="nginx reads one main file: pass it, and lbguard follows its includes",
+        )
+    return path
 
 
 def _write(text: str, output: str | None) -> None:

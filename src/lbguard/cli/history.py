@@ -1,4 +1,7 @@
-"""``lbguard history``: list, show and compare stored configuration snapshots."""
+"""``lbguard history``: list, show, compare and prune stored configuration snapshots.
+
+``list``, ``show`` and ``diff`` open the database read-only and never create it.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from lbguard.monitor.diff import diff_configs
 from lbguard.monitor.history import History, SnapshotRecord, default_path
 from lbguard.monitor.render import DiffFormat, render_diff
 from lbguard.monitor.shares import format_share
+from lbguard.monitor.text import plural
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,7 +36,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     listing = actions.add_parser("list", help="list snapshots, newest first (default)")
     listing.add_argument(
-        "--limit", type=int, default=50, help="number of snapshots to list (default: 50)"
+        "--limit",
+        type=_count,
+        default=50,
+        help="number of snapshots to list; 0 lists all (default: 50)",
     )
     show = actions.add_parser("show", help="show one snapshot with its audits")
     show.add_argument("id", type=int, metavar="ID", help="snapshot id")
@@ -45,13 +52,42 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=DiffFormat.TEXT.value,
         help="output format (default: text)",
     )
+    prune = actions.add_parser(
+        "prune",
+        help="delete old snapshots and their audits; each load balancer keeps its newest",
+    )
+    prune.add_argument(
+        "--max-snapshots",
+        type=_count,
+        metavar="N",
+        help="keep the N newest snapshots of each load balancer",
+    )
+    prune.add_argument(
+        "--max-age-days",
+        type=float,
+        metavar="DAYS",
+        help="delete snapshots older than DAYS days",
+    )
     parser.set_defaults(handler=run, action="list", limit=50)
+
+
+def _count(text: str) -> int:
+    """Parse a count of at least 0 for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, found {value}")
+    return value
 
 
 def run(args: argparse.Namespace) -> ExitCode:
     errors = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
     try:
-        with History(args.db) as history:
+        if args.action == "prune":
+            return _prune(args, errors)
+        with History(args.db, read_only=True) as history:
             if args.action == "show":
                 sys.stdout.write(_show(history, args.id))
                 return ExitCode.OK
@@ -64,8 +100,27 @@ def run(args: argparse.Namespace) -> ExitCode:
         return ExitCode.ERROR
 
 
+def _prune(args: argparse.Namespace, errors: Console) -> ExitCode:
+    if args.max_snapshots is None and args.max_age_days is None:
+        raise LbguardError(
+            "history prune needs a limit",
+            hint="pass --max-snapshots N, --max-age-days DAYS or both",
+        )
+    if args.max_snapshots == 0 or (args.max_age_days is not None and args.max_age_days < 0):
+        raise LbguardError(
+            "history prune limits must be positive",
+            hint="each load balancer keeps at least its newest snapshot anyway",
+        )
+    with History(args.db, create=False) as history:
+        removed = history.prune(max_snapshots=args.max_snapshots, max_age_days=args.max_age_days)
+        if removed:
+            history.vacuum()
+        errors.print(f"lbguard history: pruned {plural(removed, 'snapshot')} from {history.path}")
+    return ExitCode.OK
+
+
 def _list(history: History, limit: int) -> str:
-    snapshots = history.snapshots(limit)
+    snapshots = history.snapshots(limit, with_model=False)
     if not snapshots:
         return f"no snapshots in {history.path}\n"
     counts = history.audit_counts()
@@ -97,7 +152,7 @@ def _show(history: History, snapshot_id: int) -> str:
         lines.append("")
         lines.append(
             f"audit {record.id} ({record.trigger}, {_time(record.created_at)} UTC): "
-            f"{len(record.findings)} findings"
+            f"{plural(len(record.findings), 'finding')}"
         )
         for finding in record.findings:
             where = f"{finding.get('location')}: " if finding.get("location") else ""

@@ -20,7 +20,7 @@ from typing import Any
 from lbguard.model import Severity
 from lbguard.monitor.diff import ConfigDiff
 from lbguard.monitor.render import impact_text
-from lbguard.monitor.shares import ShareTable, format_share
+from lbguard.monitor.shares import ShareDelta, ShareTable, format_share
 
 SHARE_SHIFT = "LbguardShareShift"
 FINDING = "LbguardFinding"
@@ -146,10 +146,20 @@ def evaluate_share_shift(
     for pool, item in firing_by_pool.items():
         deviation = _deviation(item.baseline, new_shares, pool)
         if deviation < thresholds.share_points:
-            events.append(_resolved(item, change_id, now, f"back within {deviation:.1f} points"))
+            reason = f"every server back within {deviation:.1f} points of its earlier share"
+            events.append(_resolved(item, change_id, now, reason))
 
-    moved: dict[str, list[Any]] = {}
+    # Shares that move without a model change come from the prediction's inputs (a new
+    # traffic profile), not from the configuration.
+    if not diff.changes:
+        return events
+
+    old_pools = {row.pool for row in old_shares.values()}
+    moved: dict[str, list[ShareDelta]] = {}
     for delta in diff.impact:
+        # A new pool's servers appear from nothing; that is not a shift between servers.
+        if delta.pool not in old_pools:
+            continue
         moved.setdefault(delta.pool, []).append(delta)
     for pool, deltas in moved.items():
         largest = max(delta.points for delta in deltas)
@@ -157,7 +167,8 @@ def evaluate_share_shift(
             continue
         severity = "critical" if largest >= thresholds.critical_points else "warning"
         labels = {"lb": instance, "pool": pool}
-        top = deltas[0]
+        top = max(deltas, key=lambda delta: delta.points)
+        before, after = top.measured
         changes = [
             f"{change.location}: {change.describe()}"
             if change.location.file
@@ -176,8 +187,8 @@ def evaluate_share_shift(
             labels=labels,
             summary=(
                 f"{instance or 'load balancer'}: configuration change moves "
-                f"{top.key} from {format_share(top.before_of_pool)} to "
-                f"{format_share(top.after_of_pool)} of {pool}"
+                f"{top.key} from {format_share(before)} to {format_share(after)} "
+                f"of {top.basis}"
             ),
             description=description,
             status=AlertStatus.FIRING,
@@ -225,7 +236,7 @@ def evaluate_findings(
             continue
         firing_keys.add(item.alert.fingerprint)
         if item.alert.fingerprint not in current:
-            events.append(_resolved(item, change_id, now, "no longer reported"))
+            events.append(_resolved(item, change_id, now, "the audit no longer reports it"))
 
     for key, finding in current.items():
         if key in firing_keys:
@@ -258,7 +269,7 @@ def evaluate_findings(
 def expire(firing: Iterable[FiringAlert], *, change_id: int, now: float) -> list[AlertEvent]:
     """Resolve the firing alerts whose time to live has ended."""
     return [
-        _resolved(item, change_id, now, "time to live ended")
+        _resolved(item, change_id, now, "its time to live ended")
         for item in firing
         if item.alert.ends_at <= now
     ]
@@ -270,7 +281,7 @@ def _resolved(item: FiringAlert, change_id: int, now: float, reason: str) -> Ale
         alertname=alert.alertname,
         severity=alert.severity,
         labels=alert.labels,
-        summary=f"resolved ({reason}): {alert.summary}",
+        summary=f"{alert.summary} ({reason})",
         description=alert.description,
         status=AlertStatus.RESOLVED,
         starts_at=alert.starts_at,

@@ -29,6 +29,9 @@ T = TypeVar("T")
 
 WATCH_METHODS = ("auto", "inotify", "poll")
 
+MIN_POLL_INTERVAL = 0.1
+"""Shortest poll interval in seconds; a shorter one keeps a CPU busy re-reading the tree."""
+
 
 @dataclass(frozen=True)
 class WatchSettings:
@@ -51,6 +54,21 @@ class WatchSettings:
 
     retry_interval: float = 5.0
     """Seconds before reading a configuration again after a read or parse error."""
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How many snapshots the history keeps; None leaves that limit off."""
+
+    max_snapshots: int | None = None
+    """Snapshots kept per load balancer, newest first."""
+
+    max_age_days: float | None = None
+    """Snapshots older than this many days are deleted; the newest one always stays."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_snapshots is not None or self.max_age_days is not None
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,7 @@ class WatchConfig:
 
     backoff: Backoff = field(default_factory=Backoff)
     sinks: tuple[AlertSink, ...] = ()
+    retention: Retention = field(default_factory=Retention)
 
 
 _TOP_KEYS = {
@@ -99,12 +118,13 @@ _TOP_KEYS = {
     "outbox",
     "checks",
     "sinks",
+    "history",
 }
 
 
 def load_watch_config(path: Path | str) -> WatchConfig:
     """Read and validate a watch configuration; raise ConfigError naming the key."""
-    path = Path(path)
+    path = Path(path).absolute()
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
@@ -146,10 +166,7 @@ def load_watch_config(path: Path | str) -> WatchConfig:
 
     schedule = reader.table(data, "schedule")
     reader.reject_unknown(schedule, {"audit_interval"}, "schedule.")
-    checks = reader.table(data, "checks")
-    for rule, options in checks.items():
-        if not isinstance(options, dict):
-            raise reader.error(f"checks.{rule}", "must be a table of option = value")
+    checks = _check_options(reader, reader.table(data, "checks"))
 
     return WatchConfig(
         path=path,
@@ -165,7 +182,33 @@ def load_watch_config(path: Path | str) -> WatchConfig:
         metrics_listen=listen,
         backoff=_backoff(reader, reader.table(data, "outbox")),
         sinks=_sinks(reader, data.get("sinks", []), base),
+        retention=_retention(reader, reader.table(data, "history")),
     )
+
+
+def _check_options(reader: _Reader, table: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Validate ``[checks.RULE]`` tables against the rule registry, as ``lbguard check``
+    does, so that a typo stops the start instead of failing every audit."""
+    from lbguard.checks import resolve_options
+    from lbguard.checks.runner import CheckOptionError
+
+    for rule, options in table.items():
+        if not isinstance(options, dict):
+            raise reader.error(f"checks.{rule}", "must be a table of option = value")
+        try:
+            resolve_options({rule: options})
+        except CheckOptionError as error:
+            raise reader.error(f"checks.{rule}", error.message, hint=error.hint) from None
+    return table
+
+
+def _retention(reader: _Reader, table: dict[str, Any]) -> Retention:
+    reader.reject_unknown(table, {"max_snapshots", "max_age_days"}, "history.")
+    max_snapshots = reader.get(table, "max_snapshots", int, "history.", 0) or None
+    if max_snapshots is not None and max_snapshots < 1:
+        raise reader.error("history.max_snapshots", "must be at least 1")
+    max_age = reader.number(table, "max_age_days", "history.", 0.0) or None
+    return Retention(max_snapshots, max_age)
 
 
 def _watch_settings(reader: _Reader, table: dict[str, Any]) -> WatchSettings:
@@ -186,7 +229,9 @@ def _watch_settings(reader: _Reader, table: dict[str, Any]) -> WatchSettings:
         method=method,
         debounce=reader.number(table, "debounce", "watch.", defaults.debounce),
         max_delay=reader.number(table, "max_delay", "watch.", defaults.max_delay),
-        poll_interval=reader.number(table, "poll_interval", "watch.", defaults.poll_interval),
+        poll_interval=reader.number(
+            table, "poll_interval", "watch.", defaults.poll_interval, minimum=MIN_POLL_INTERVAL
+        ),
         rescan_interval=reader.number(
             table, "rescan_interval", "watch.", defaults.rescan_interval
         ),
@@ -342,10 +387,10 @@ class _Reader:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def error(self, key: str, problem: str) -> ConfigError:
+    def error(self, key: str, problem: str, hint: str = "") -> ConfigError:
         return ConfigError(
             f"{self.path}: {key}: {problem}",
-            hint="fix the watch configuration; docs/operations.md lists every key",
+            hint=hint or "fix the watch configuration; docs/operations.md lists every key",
         )
 
     def reject_unknown(self, table: Mapping[str, Any], known: set[str], where: str) -> None:
@@ -372,10 +417,20 @@ class _Reader:
         value: T = table[key]
         return self.get(table, key, kind, where, value)
 
-    def number(self, table: Mapping[str, Any], key: str, where: str, default: float) -> float:
+    def number(
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        where: str,
+        default: float,
+        *,
+        minimum: float = 0.0,
+    ) -> float:
         value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise self.error(f"{where}{key}", f"expected a number of at least 0, found {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+            raise self.error(
+                f"{where}{key}", f"expected a number of at least {minimum:g}, found {value!r}"
+            )
         return float(value)
 
     def secret(self, table: Mapping[str, Any], key: str, where: str, base: Path) -> str:

@@ -231,8 +231,9 @@ class History:
     """One history database, opened and upgraded to the current schema.
 
     ``read_only`` opens an existing file without creating it or its directory; an older
-    schema is still upgraded in place. ``choose_path`` tells the user how to pick another
-    file in error hints (``pass --db PATH``, ``set db in watch.toml``).
+    schema is still upgraded in place. Without ``create``, a missing file is an error too.
+    ``choose_path`` tells the user how to pick another file in error hints (``pass --db
+    PATH``, ``set db in watch.toml``).
     """
 
     def __init__(
@@ -240,12 +241,13 @@ class History:
         path: Path | str | None = None,
         *,
         read_only: bool = False,
+        create: bool = True,
         choose_path: str = "pass --db with another path",
     ) -> None:
         self.path = (Path(path) if path is not None else default_path()).absolute()
         self.read_only = read_only
         self._choose_path = choose_path
-        if read_only and not self.path.exists():
+        if (read_only or not create) and not self.path.exists():
             raise HistoryError(
                 f"history database not found: {self.path}",
                 hint=f"lbguard watch creates it on its first snapshot; {choose_path}",

@@ -11,12 +11,15 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from lbguard.monitor.alerts import FINDING, SHARE_SHIFT
 from lbguard.monitor.outbox import DeliveryResult
 from lbguard.predict.result import Prediction
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
+
+ALERT_NAMES = (SHARE_SHIFT, FINDING)
 
 
 class Metrics:
@@ -105,6 +108,16 @@ class Metrics:
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
+    def init_series(self, sinks: Iterable[str]) -> None:
+        """Create the series of every known label value at 0, so that rate() and absence
+        alerts see counters from the start rather than from their first increment."""
+        self.config_changes.labels(self.instance)
+        self.config_errors.labels(self.instance)
+        for sink in sinks:
+            self.deliveries.labels(sink)
+            self.delivery_failures.labels(sink)
+        self.set_firing({})
+
     def set_prediction(self, prediction: Prediction) -> None:
         """Replace the share and imbalance gauges; servers no longer present disappear."""
         self.share_of_pool.clear()
@@ -126,9 +139,10 @@ class Metrics:
         self.last_audit.labels(self.instance).set(timestamp)
 
     def set_firing(self, counts: Mapping[str, int]) -> None:
+        """Set the firing alerts by name; a name with none firing reads 0."""
         self.firing.clear()
-        for alertname, count in counts.items():
-            self.firing.labels(self.instance, alertname).set(count)
+        for alertname in (*ALERT_NAMES, *counts):
+            self.firing.labels(self.instance, alertname).set(counts.get(alertname, 0))
 
     def record_delivery(self, result: DeliveryResult) -> None:
         if result.ok:

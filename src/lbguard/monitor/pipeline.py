@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from lbguard.checks import CheckContext, Finding, resolve_options, run_checks
+from lbguard.errors import TrafficError
 from lbguard.model import LoadBalancer, Product
+from lbguard.monitor.redact import redact_model, redact_text
 from lbguard.monitor.shares import ServerShares, share_table
 from lbguard.parsers import load_config
 from lbguard.predict import predict
@@ -48,7 +50,8 @@ def evaluate(
     prediction = predict(lb, profile)
     findings = audit(lb, prediction, profile, check_options)
     digest = content_hash(config_files(lb, paths))
-    return Evaluation(lb, prediction, share_table(prediction), findings, digest)
+    # Diffs and history see the model with its secrets redacted, checks the model as read.
+    return Evaluation(redact_model(lb), prediction, share_table(prediction), findings, digest)
 
 
 def audit(
@@ -68,8 +71,8 @@ def finding_json(finding: Finding) -> dict[str, Any]:
     return {
         "rule_id": finding.rule_id,
         "severity": str(finding.severity),
-        "reason": finding.reason,
-        "subject": finding.subject,
+        "reason": redact_text(finding.reason),
+        "subject": redact_text(finding.subject),
         "location": str(location) if location.file else "",
         "locations": [str(item) for item in finding.locations],
         "metrics": dict(finding.metrics),
@@ -77,7 +80,27 @@ def finding_json(finding: Finding) -> dict[str, Any]:
 
 
 def read_profile(path: Path | None) -> TrafficProfile | None:
-    return None if path is None else load_profile(path)
+    """Read the watch configuration's traffic profile; None when it names none."""
+    if path is None:
+        return None
+    if not path.is_file():
+        raise TrafficError(
+            f"traffic profile {path} not found",
+            hint="set traffic in watch.toml to a profile file; a relative path starts at "
+            "the folder of watch.toml",
+        )
+    return load_profile(path)
+
+
+def traffic_hash(path: Path | None) -> str:
+    """Return the SHA-256 of the traffic profile file, or "" without a profile; snapshots
+    keep it to tell which profile predicted their shares."""
+    if path is None:
+        return ""
+    try:
+        return content_hash([path])
+    except OSError:
+        return ""
 
 
 def config_files(lb: LoadBalancer, paths: Iterable[Path]) -> list[Path]:

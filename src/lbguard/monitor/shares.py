@@ -78,16 +78,33 @@ class ShareDelta:
         return f"{self.pool}/{self.server}"
 
     @property
-    def points(self) -> float:
-        """Size of the change in percentage points, of all traffic when both sides know it,
-        otherwise of the pool; an absent side counts as 0."""
+    def of_total(self) -> bool:
+        """True when every side where the server exists knows its share of all traffic;
+        the change is then measured on all traffic, otherwise within the pool."""
         sides = (
             (self.before_of_pool, self.before_of_total),
             (self.after_of_pool, self.after_of_total),
         )
-        if all(of_total is not None for of_pool, of_total in sides if of_pool is not None):
-            return abs((self.after_of_total or 0.0) - (self.before_of_total or 0.0)) * 100
-        return abs((self.after_of_pool or 0.0) - (self.before_of_pool or 0.0)) * 100
+        return all(of_total is not None for of_pool, of_total in sides if of_pool is not None)
+
+    @property
+    def measured(self) -> tuple[float | None, float | None]:
+        """The shares before and after on the basis `points` uses."""
+        if self.of_total:
+            return self.before_of_total, self.after_of_total
+        return self.before_of_pool, self.after_of_pool
+
+    @property
+    def basis(self) -> str:
+        """What the measured shares are fractions of: ``all traffic`` or the pool."""
+        return "all traffic" if self.of_total else self.pool
+
+    @property
+    def points(self) -> float:
+        """Size of the change in percentage points, of all traffic when both sides know it,
+        otherwise of the pool; an absent side counts as 0."""
+        before, after = self.measured
+        return abs((after or 0.0) - (before or 0.0)) * 100
 
 
 def share_deltas(old: ShareTable, new: ShareTable) -> tuple[ShareDelta, ...]:

@@ -3,6 +3,11 @@
 The watcher watches the directories that contain the configuration files, not the files
 themselves, so that an editor's save-via-rename, a delete and a re-create are all seen. It
 only wakes the daemon; the daemon hashes the files to decide whether anything changed.
+
+A configuration file reached through symbolic links is watched along the whole chain: the
+link, every link met while resolving it, and the file it resolves to. A Kubernetes
+ConfigMap volume holds ``haproxy.cfg -> ..data/haproxy.cfg`` and updates by renaming a new
+``..data`` link over the old one, so the event names ``..data``, not ``haproxy.cfg``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
+from lbguard.monitor.text import plural
+
 logger = logging.getLogger(__name__)
 
 # Reading a file produces these events; the daemon reads the files it watches, so acting on
@@ -29,6 +36,45 @@ logger = logging.getLogger(__name__)
 _IGNORED_EVENTS = frozenset({EVENT_TYPE_OPENED, EVENT_TYPE_CLOSED_NO_WRITE})
 
 ObserverFactory = Callable[[], BaseObserver]
+
+MAX_SYMLINKS = 40
+"""Links followed while resolving one path, as Linux's MAXSYMLINKS (40) allows."""
+
+
+def symlink_chain(path: str | Path) -> list[str]:
+    """Return the absolute path, every symbolic link met while resolving it, and the
+    path it resolves to, without duplicates; only the path itself when no link is met."""
+    current = os.path.abspath(path)
+    chain = [current]
+    for _ in range(MAX_SYMLINKS):
+        parts = current.split(os.sep)
+        for index in range(2, len(parts) + 1):
+            prefix = os.sep.join(parts[:index])
+            if not os.path.islink(prefix):
+                continue
+            try:
+                target = os.readlink(prefix)
+            except OSError:
+                return list(dict.fromkeys(chain))
+            chain.append(prefix)
+            current = os.path.normpath(
+                os.path.join(os.path.dirname(prefix), target, *parts[index:])
+            )
+            break
+        else:
+            break
+    chain.append(current)
+    return list(dict.fromkeys(chain))
+
+
+def is_directory_config(name: str) -> bool:
+    """True for a file name that a configuration directory contributes.
+
+    Directories are read as ``haproxy -f DIR`` reads them (HAProxy 2.6, ``src/haproxy.c``):
+    names that do not start with a dot and end in ``.cfg``. Other files in the directory,
+    such as a log file, wake nothing.
+    """
+    return not name.startswith(".") and name.endswith(".cfg")
 
 
 class _Handler(FileSystemEventHandler):
@@ -66,12 +112,17 @@ class ConfigWatcher:
         self._handler = _Handler(self)
         self._files: frozenset[str] = frozenset()
         self._directories: frozenset[str] = frozenset()
+        self._resolved_directories: frozenset[str] = frozenset()
         self._watches: dict[str, ObservedWatch] = {}
 
     def is_relevant(self, path: str) -> bool:
-        """True for a watched file, or for any file directly inside a watched directory."""
+        """True for a watched file or a link on its way, or for a configuration file
+        directly inside a watched directory."""
         normalized = os.path.abspath(path)
-        return normalized in self._files or os.path.dirname(normalized) in self._directories
+        if normalized in self._files:
+            return True
+        directory, name = os.path.split(normalized)
+        return directory in self._directories and is_directory_config(name)
 
     def start(self, files: Iterable[Path], directories: Iterable[Path]) -> str:
         """Start watching; return the method in use, ``inotify`` or ``poll``."""
@@ -93,9 +144,9 @@ class ConfigWatcher:
             self._observer = self._start_observer(polling)
             self.method_in_use = "poll"
         logger.info(
-            "watching %d files in %d directories by %s",
-            len(self._files),
-            len(self._watch_roots()),
+            "watching %s in %s by %s",
+            plural(len(self._files), "file"),
+            plural(len(self._watch_roots()), "directory", "directories"),
             self.method_in_use,
         )
         return self.method_in_use
@@ -128,11 +179,24 @@ class ConfigWatcher:
         self._watches.clear()
 
     def _set_targets(self, files: Iterable[Path], directories: Iterable[Path]) -> None:
-        self._files = frozenset(os.path.abspath(path) for path in files)
-        self._directories = frozenset(os.path.abspath(path) for path in directories)
+        paths: set[str] = set()
+        for path in files:
+            paths.update(symlink_chain(path))
+        listed: set[str] = set()
+        resolved: set[str] = set()
+        for path in directories:
+            chain = symlink_chain(path)
+            # The links on the way are watched as paths, the directory as a whole only at
+            # its resolved path, so that one directory gets one watch.
+            paths.update(chain[1:-1])
+            listed.update(chain)
+            resolved.add(chain[-1])
+        self._files = frozenset(paths)
+        self._directories = frozenset(listed)
+        self._resolved_directories = frozenset(resolved)
 
     def _watch_roots(self) -> set[str]:
-        return {os.path.dirname(path) for path in self._files} | set(self._directories)
+        return {os.path.dirname(path) for path in self._files} | set(self._resolved_directories)
 
     def _start_observer(self, observer: BaseObserver) -> BaseObserver:
         observer.daemon = True

@@ -14,6 +14,7 @@ from email.utils import formatdate
 
 from lbguard.monitor.alerts import Alert
 from lbguard.monitor.sinks.interface import AlertSink, PermanentSinkError, Routing, SinkError
+from lbguard.monitor.text import plural
 
 
 class EmailSink(AlertSink):
@@ -77,6 +78,12 @@ class EmailSink(AlertSink):
             ) from error
         except smtplib.SMTPAuthenticationError as error:
             raise PermanentSinkError(f"SMTP authentication failed: {error.smtp_code}") from error
+        except smtplib.SMTPNotSupportedError as error:
+            # The server does not offer STARTTLS (or AUTH): every retry fails the same way.
+            raise PermanentSinkError(
+                f"SMTP server {self.host}:{self.port} lacks a required extension: {error}; "
+                "set starttls and username to what the server offers"
+            ) from error
         except (smtplib.SMTPException, OSError) as error:
             raise SinkError(f"{type(error).__name__}: {error}") from error
 
@@ -84,5 +91,5 @@ class EmailSink(AlertSink):
         return (self.password,) if self.password else ()
 
     def describe(self) -> str:
-        count = len(self.recipients)
-        return f"email {self.name} via {self.host}:{self.port} to {count} recipients"
+        recipients = plural(len(self.recipients), "recipient")
+        return f"email {self.name} via {self.host}:{self.port} to {recipients}"
