@@ -80,6 +80,16 @@ def test_special_files_are_not_regular(path: str, kind: str) -> None:
     assert _read_error(path).message == f"{path} is not a regular file but {kind}"
 
 
+def test_pipe_is_fifo() -> None:
+    read_end, write_end = os.pipe()
+    path = f"/dev/fd/{read_end}"
+    try:
+        assert _read_error(path).message == f"{path} is not a regular file but a fifo"
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
 def test_directory_is_not_regular(tmp_path: Path) -> None:
     error = _read_error(tmp_path)
     assert error.message == f"{tmp_path} is not a regular file but a directory"
@@ -131,6 +141,13 @@ def test_load_config_rejects_fifo(tmp_path: Path, product: Product | None) -> No
 def test_load_config_rejects_proc_file() -> None:
     with pytest.raises(ConfigError, match="pseudo-file of /proc"):
         load_config(["/proc/self/status"])
+
+
+def test_directory_detection_skips_huge_file(tmp_path: Path) -> None:
+    _write(tmp_path, "haproxy.cfg", HAPROXY)
+    with (tmp_path / "big.map").open("wb") as handle:
+        handle.truncate(MAX_CONFIG_BYTES + 1)
+    assert detect_product([tmp_path]) is Product.HAPROXY
 
 
 def test_crlf_nginx_is_detected(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lbguard.errors import ConfigError
 from lbguard.model import LoadBalancer, Product
-from lbguard.parsers.files import read_config_file
+from lbguard.parsers.files import ConfigFileError, read_config_file
 from lbguard.parsers.haproxy import parse_haproxy
 from lbguard.parsers.nginx import parse_nginx
 
@@ -140,7 +140,14 @@ def _sample_files(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
         else:
             files = [path]
         for file in files:
-            head = read_config_file(file, head=_SNIFF_BYTES)
+            try:
+                head = read_config_file(file, head=_SNIFF_BYTES)
+            except ConfigFileError:
+                # A directory may hold other files (maps, backups) that are no concern of
+                # detection; a file named on its own must be readable.
+                if file is path:
+                    raise
+                continue
             # Windows line ends would hide the "{" at the end of an nginx block line.
             text = head.decode("utf-8", errors="replace").replace("\r", "")
             samples.append((file, text))

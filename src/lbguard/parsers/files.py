@@ -122,7 +122,9 @@ def _pseudo_filesystem(name: str, info: os.stat_result | None = None) -> str | N
     """
     real = Path(os.path.realpath(name))
     for mount in PSEUDO_FILESYSTEMS:
-        if real.is_relative_to(mount):
+        # /dev/stdin on a pipe resolves to a /proc name that does not exist ("pipe:[N]");
+        # fstat then names the fifo.
+        if real.is_relative_to(mount) and real.exists():
             return mount
         if info is None:
             continue
