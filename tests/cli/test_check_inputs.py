@@ -3,12 +3,12 @@ message, no input overwritten and no raw control character on stderr."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import random
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from lbguard.cli.main import ExitCode, main
+from lbguard.cli.messages import escaped_logging
 
 CASES = Path(__file__).parent.parent / "data" / "cases"
 TYPO = CASES / "haproxy-weight-typo"
@@ -155,27 +156,22 @@ def test_binary_input_escaped(
     assert_no_control_characters(err)
 
 
-def test_log_warning_escaped(tmp_path: Path) -> None:
-    """A warning logged by the log reader reaches stderr escaped too."""
-    config, _ = copy_case(tmp_path)
-    log = tmp_path / "access\x1b[2J.log"
-    log.write_bytes(
-        b"Dec  4 16:18:11 lb1 haproxy[1]: 127.0.0.1:38224 [04/Dec/2026:16:18:11.434] "
-        b"fe_main be_web/web1 0/0/2/10/12 200 177 - - ---- 1/1/1/1/0 0/0 "
-        b'"GET /caf\xe9 HTTP/1.1"\n'
-    )
-    script = shutil.which("lbguard", path=str(Path(sys.executable).parent))
-    assert script is not None
-    completed = subprocess.run(
-        [script, "check", str(config), "--logs", str(log), "-o", str(tmp_path / "out.txt")],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    err = completed.stderr.decode("utf-8", errors="replace")
-    assert "not valid UTF-8" in err
-    assert_no_control_characters(err)
-    assert "access\\x1b[2J.log" in err
+def test_log_messages_escaped() -> None:
+    """Log records of the packages a command calls reach the handlers escaped."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        with escaped_logging():
+            logging.getLogger("lbguard.logs").warning("%s is not valid UTF-8", "a\x1b[2J.log")
+        logging.getLogger("lbguard.logs").warning("after \x1b")
+    finally:
+        root.removeHandler(handler)
+
+    first, second = stream.getvalue().splitlines()
+    assert first == "a\\x1b[2J.log is not valid UTF-8"
+    assert second == "after \x1b"
 
 
 # --traffic FILE#SECTION reads a profile nested in a larger file.
