@@ -40,8 +40,11 @@ def parse_nginx(
 
     ``paths`` is the main ``nginx.conf`` (or several main files, read one after the
     other). ``prefix_map`` maps an absolute include prefix such as ``/etc/nginx/`` to a
-    local folder. ``resolve`` maps host names in ``server`` and ``proxy_pass`` lines to
-    their addresses; host names are never looked up on the network.
+    local folder. An absolute include outside the main file's folder that no prefix maps
+    is skipped with an info diagnostic, so that this machine's ``/etc/nginx`` never mixes
+    into the configuration; mapping a prefix onto itself reads it on purpose. ``resolve``
+    maps host names in ``server`` and ``proxy_pass`` lines to their addresses; host names
+    are never looked up on the network.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]

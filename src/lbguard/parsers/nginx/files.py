@@ -37,6 +37,7 @@ from crossplane.ext.lua import LuaBlockPlugin
 
 from lbguard.model import Diagnostic, Location, Severity
 from lbguard.parsers.files import ConfigFileError, read_config_file
+from lbguard.parsers.nginx.includes import IncludePaths
 
 logger = logging.getLogger(__name__)
 
@@ -111,11 +112,7 @@ class _Reader:
     """Parses files on demand and expands includes in nginx's order."""
 
     def __init__(self, main: str, prefix_map: Mapping[str, str]) -> None:
-        self.prefix = os.path.dirname(os.path.abspath(main))
-        self.shown_prefix = os.path.dirname(main) or "."
-        """The main file's folder as given, for the options a hint suggests."""
-
-        self.prefix_map = sorted(prefix_map.items(), key=lambda item: -len(item[0]))
+        self.paths = IncludePaths.for_main(main, prefix_map)
         self.result = ConfigFiles(directives=())
 
     def report(
@@ -127,19 +124,6 @@ class _Reader:
         severity: Severity = Severity.ERROR,
     ) -> None:
         self.result.diagnostics.append(Diagnostic(severity, message, location, hint, code))
-
-    def map_path(self, pattern: str) -> tuple[str, bool]:
-        """Return the local path of an include and whether the prefix map mapped it."""
-        if not os.path.isabs(pattern):
-            return os.path.join(self.prefix, pattern), False
-        for source, target in self.prefix_map:
-            base = source.rstrip("/") + "/"
-            if pattern == source.rstrip("/") or pattern.startswith(base):
-                return os.path.join(target, pattern[len(base) :]), True
-        return pattern, False
-
-    def inside_prefix(self, path: str) -> bool:
-        return os.path.commonpath([self.prefix, os.path.abspath(path)]) == self.prefix
 
     def check_file(self, path: str, location: Location, written: str, main: bool = False) -> bool:
         """Tell whether ``path`` is a regular file to read; report why when it is not.
@@ -155,19 +139,10 @@ class _Reader:
                 message = f'open() "{shown}" failed ({reason})'
             else:
                 message = error.message
-            hint = error.hint if main else self.unreadable_hint(error, written, path)
+            hint = error.hint if main else self.paths.unreadable_hint(error, written, path)
             self.report(message, location, hint, "include")
             return False
         return True
-
-    def unreadable_hint(self, error: ConfigFileError, written: str, resolved: str) -> str:
-        if error.errno != errno.ENOENT:
-            return error.hint
-        if os.path.isabs(written) and written != resolved:
-            return f"--prefix-map sends it to {resolved}, which does not exist"
-        if os.path.isabs(written):
-            return "check the path"
-        return f"nginx resolves relative includes against the prefix; {resolved} does not exist"
 
     def parse_file(self, path: str) -> list[dict[str, Any]] | None:
         """Return crossplane's statements of one file, reporting its syntax errors."""
@@ -296,8 +271,8 @@ class _Reader:
                 hint="an included file includes itself; break the loop",
             )
             return []
-        pattern, mapped = self.map_path(written)
-        if os.path.isabs(written) and not mapped and not self.inside_prefix(written):
+        pattern, mapped = self.paths.map_path(written)
+        if os.path.isabs(written) and not mapped and not self.paths.inside_prefix(written):
             if glob.has_magic(written) or self.plain_or_missing(written):
                 self.skip_outside(written, location)
             else:
@@ -339,39 +314,14 @@ class _Reader:
 
     def skip_outside(self, written: str, location: Location) -> None:
         """Report an absolute include outside the main file's folder that is not mapped."""
-        folder = os.path.dirname(written.rstrip("/")) + "/"
-        source = self.local_prefix(written)
-        if source is not None:
-            hint = f"pass --prefix-map {source}={self.shown_prefix}/ to read it from here"
-        else:
-            hint = (
-                f"pass --prefix-map {folder}=DIR to read it from a local copy, or "
-                f"--prefix-map {folder}={folder} to read this machine's file"
-            )
         self.report(
             f'include "{written}" not read: the absolute path lies outside the main '
             "file's folder and no --prefix-map maps it",
             location,
-            hint=hint,
+            hint=self.paths.skipped_hint(written),
             code="include-skipped",
             severity=Severity.INFO,
         )
-
-    def local_prefix(self, written: str) -> str | None:
-        """Return the absolute prefix whose remainder names files in the main file's folder.
-
-        For ``/etc/nginx/conf.d/*.conf`` next to a local ``conf.d/`` this is ``/etc/nginx/``.
-        The longest remainder is tried first, and a bare ``*.conf`` never matches.
-        """
-        parts = written.strip("/").split("/")
-        for start in range(1, len(parts)):
-            tail = parts[start:]
-            if len(tail) == 1 and glob.has_magic(tail[0]):
-                break
-            remainder = os.path.join(self.prefix, *tail)
-            if glob.glob(remainder) if glob.has_magic(remainder) else os.path.exists(remainder):
-                return "/" + "/".join(parts[:start]) + "/"
-        return None
 
 
 def _line_count(path: str) -> int:
