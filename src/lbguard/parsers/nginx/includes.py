@@ -1,4 +1,4 @@
-"""Where an nginx ``include`` points, and what to tell the user when it cannot be read.
+"""Resolution of nginx ``include`` arguments to local paths, and hints when one fails.
 
 nginx resolves a relative include against its prefix, the main file's folder. An absolute
 include is read through the user's ``--prefix-map`` (``/etc/nginx/`` to a checked-out
