@@ -373,6 +373,13 @@ def test_first_without_maxconn_left_to_lb404(audit: AuditFactory) -> None:
     assert result.finding_keys("LB404") == {expected}
 
 
+def test_first_with_maxconn_not_reported(audit: AuditFactory) -> None:
+    result = audit(FIRST_POOL.replace(" check\n", " check maxconn 50\n"))
+    assert result.line_of("maxconn 50") == result.line_of("server mysql1")
+    assert result.finding_keys("LB201") == set()
+    assert result.finding_keys("LB404") == set()
+
+
 def test_hash_on_one_key_reported(audit: AuditFactory) -> None:
     result = audit(
         DEFAULTS

@@ -8,7 +8,7 @@ import statistics
 from collections.abc import Iterator, Mapping, Sequence
 
 from lbguard.checks.interface import CheckContext, Example, Family, Finding, Option, Options, Rule
-from lbguard.checks.pools import active_servers, first_unlimited_server, method_text
+from lbguard.checks.pools import active_servers, method_text
 from lbguard.checks.wording import percent, times
 from lbguard.model import Algorithm, Pool, Product, Server, Severity
 from lbguard.predict.result import PoolShare, ServerShare, ShareMethod
@@ -20,9 +20,9 @@ def check_over_fair_share(context: CheckContext, options: Options) -> Iterator[F
         if pool.method is ShareMethod.UNKNOWN or pool.share_of_total == 0.0:
             continue
         model = context.pools.get(pool.pool)
-        if model is not None and first_unlimited_server(model) is not None:
-            # `balance first` ignores weights by design, and LB404 reports the server that
-            # takes every request.
+        if model is not None and model.balance.algorithm is Algorithm.FIRST:
+            # `balance first` ignores weights by design: it fills the first server up to
+            # its maxconn, and LB404 reports a server without one.
             continue
         eligible = [server for server in pool.servers if server.eligible]
         if len(eligible) < 2:

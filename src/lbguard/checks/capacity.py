@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from lbguard.checks.interface import CheckContext, Example, Family, Finding, Option, Options, Rule
-from lbguard.checks.pools import active_servers, first_unlimited_server
+from lbguard.checks.pools import active_servers
 from lbguard.checks.wording import join_names, percent, times
-from lbguard.model import AdminState, Product, Severity
+from lbguard.model import AdminState, Algorithm, Pool, Product, Server, Severity
 from lbguard.predict.result import ShareMethod
 
 
@@ -255,7 +255,7 @@ SHARED_ENDPOINT = Rule(
 
 def check_first_without_maxconn(context: CheckContext, options: Options) -> Iterator[Finding]:
     for pool in context.lb.pools:
-        stop = first_unlimited_server(pool)
+        stop = _first_unlimited_server(pool)
         if stop is None:
             continue
         ordered = sorted(active_servers(pool), key=lambda server: server.id or 0)
@@ -274,6 +274,21 @@ def check_first_without_maxconn(context: CheckContext, options: Options) -> Iter
             [stop.location, pool.balance.location],
             subject=f"{pool.name}/{stop.name}",
         )
+
+
+def _first_unlimited_server(pool: Pool) -> Server | None:
+    """Return the server of a `balance first` pool that takes every request: the first
+    active server, by id, without a maxconn. None for other algorithms, for a pool with
+    fewer than two active servers, or when every active server has a maxconn."""
+    if pool.balance.algorithm is not Algorithm.FIRST:
+        return None
+    servers = active_servers(pool)
+    if len(servers) < 2:
+        return None
+    # `balance first` fills servers by ascending id; the first one without a limit
+    # never fills, so the servers after it receive nothing.
+    ordered = sorted(servers, key=lambda server: server.id or 0)
+    return next((server for server in ordered if server.maxconn is None), None)
 
 
 FIRST_WITHOUT_MAXCONN = Rule(
