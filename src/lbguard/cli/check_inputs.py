@@ -26,7 +26,8 @@ from lbguard.traffic import TrafficProfile
 
 
 class UsageError(LbguardError):
-    """A command-line value that names nothing in the configuration."""
+    """A command-line value that cannot be used: it names nothing in the configuration, or
+    it would overwrite an input."""
 
 
 FAIR_SHARE_RULE = "LB201"
