@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lbguard.model import Diagnostic, Location, Severity
+from lbguard.parsers.files import read_config_file
 
 MAX_LINE_ARGS = 64
 """Maximum words on one line (HAProxy 2.6 ``MAX_LINE_ARGS`` in ``include/haproxy/defaults.h``)."""
@@ -268,7 +269,7 @@ def read_lines(path: Path, display: str, diagnostics: list[Diagnostic]) -> Itera
     Problems go to ``diagnostics`` in HAProxy's wording; the line is then skipped as HAProxy
     skips it, and reading goes on.
     """
-    raw = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    raw = read_config_file(path).decode("utf-8", errors="surrogateescape")
     lines = raw.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
