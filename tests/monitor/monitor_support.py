@@ -154,9 +154,11 @@ def watch_toml(
     watch: dict[str, Any] | None = None,
     thresholds: dict[str, Any] | None = None,
     metrics: str = "",
+    extra: str = "",
 ) -> Path:
     """Write a watch configuration for tests: fast debounce and retries, no scheduled
-    audits, no finding alerts and no metrics endpoint unless given."""
+    audits, no finding alerts and no metrics endpoint unless given. ``extra`` is TOML
+    text added before the sinks."""
     head = {
         "instance": "test-lb",
         "configs": configs,
@@ -181,6 +183,7 @@ def watch_toml(
         "thresholds", {"share_points": 10, "finding_severity": "off", **(thresholds or {})}
     )
     text += "\n" + _toml_table("outbox", {"initial_delay": 0.2, "max_delay": 0.5})
+    text += extra
     text += sinks
 
     path = tmp_path / "watch.toml"
@@ -205,3 +208,22 @@ class RunningDaemon:
     daemon: WatchDaemon
     thread: threading.Thread
     errors: list[BaseException]
+
+
+class BlackHole:
+    """A TCP listener on 127.0.0.1 that completes connections and never answers, like a
+    sink whose process hangs."""
+
+    def __init__(self) -> None:
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        # Never accepted: the kernel completes up to the backlog's handshakes by itself.
+        self._socket.listen(64)
+        self.port = int(self._socket.getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def close(self) -> None:
+        self._socket.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from monitor_support import (
@@ -18,6 +19,7 @@ from monitor_support import (
 from lbguard.monitor.alerts import (
     FINDING,
     SHARE_SHIFT,
+    AlertEvent,
     AlertStatus,
     FiringAlert,
     Thresholds,
@@ -30,6 +32,7 @@ from lbguard.monitor.history import History
 from lbguard.monitor.shares import ServerShares, share_table
 from lbguard.parsers import load_config
 from lbguard.predict import predict
+from lbguard.traffic import load_profile
 
 StartDaemon = Callable[[Path], RunningDaemon]
 
@@ -41,7 +44,9 @@ def shares_for(tmp_path: Path, name: str, text: str) -> tuple[object, dict[str, 
     return lb, share_table(predict(lb))
 
 
-def shift(tmp_path: Path, old_text: str, new_text: str, firing: list[FiringAlert], points: float):
+def shift(
+    tmp_path: Path, old_text: str, new_text: str, firing: list[FiringAlert], points: float
+) -> list[AlertEvent]:
     old_lb, old_shares = shares_for(tmp_path, "old.cfg", old_text)
     new_lb, new_shares = shares_for(tmp_path, "new.cfg", new_text)
     diff = diff_configs(old_lb, new_lb, old_shares, new_shares)  # type: ignore[arg-type]
@@ -177,3 +182,76 @@ def test_scheduled_audit_records_and_alerts(
     assert alertnames == {FINDING}
     rules = [receipt.body["labels"]["rule"] for receipt in receiver.processed]
     assert len(rules) == len(set(rules))
+
+
+def test_new_pool_is_not_a_shift(tmp_path: Path) -> None:
+    # Without a traffic profile the new pool's servers go from absent to 100 % of it.
+    extra = "\nbackend be_extra\n    server extra1 127.0.0.1:9010\n"
+    events = shift(tmp_path, haproxy_config(), haproxy_config() + extra, [], points=10)
+
+    assert events == []
+
+
+ROUTED = """\
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+
+frontend fe_main
+    bind 127.0.0.1:8080
+    use_backend be_api if { path_beg /api }
+    default_backend be_web
+
+backend be_web
+    server web1 127.0.0.1:9001
+    server web2 127.0.0.1:9002
+
+backend be_api
+    server api1 127.0.0.1:9004
+    server api2 127.0.0.1:9005
+"""
+
+
+def routed_shares(tmp_path: Path, name: str, text: str, api: float) -> tuple[Any, Any]:
+    (tmp_path / f"{name}.yaml").write_text(
+        f'requests: 1000\npaths: {{"/": {1 - api}, "/api/items": {api}}}\n'
+    )
+    (tmp_path / f"{name}.cfg").write_text(text)
+    lb = load_config([tmp_path / f"{name}.cfg"])
+    profile = load_profile(tmp_path / f"{name}.yaml")
+    return lb, share_table(predict(lb, profile))
+
+
+def test_no_model_change_fires_nothing(tmp_path: Path) -> None:
+    # The same configuration predicted for two profiles: shares move, the model does not.
+    old_lb, old_shares = routed_shares(tmp_path, "old", ROUTED, api=0.5)
+    new_lb, new_shares = routed_shares(tmp_path, "new", ROUTED, api=0.1)
+    diff = diff_configs(old_lb, new_lb, old_shares, new_shares)
+
+    events = evaluate_share_shift(
+        diff, old_shares, new_shares, [], Thresholds(), instance="edge-1", change_id=2, now=1.0
+    )
+
+    assert diff.impact
+    assert diff.changes == ()
+    assert events == []
+
+
+def test_summary_quotes_share_of_all_traffic(tmp_path: Path) -> None:
+    old_lb, old_shares = routed_shares(tmp_path, "old", ROUTED, api=0.5)
+    moved = ROUTED.replace("server api1 127.0.0.1:9004", "server api1 127.0.0.1:9004 weight 9")
+    new_lb, new_shares = routed_shares(tmp_path, "new", moved, api=0.5)
+    diff = diff_configs(old_lb, new_lb, old_shares, new_shares)
+
+    events = evaluate_share_shift(
+        diff, old_shares, new_shares, [], Thresholds(), instance="edge-1", change_id=2, now=1.0
+    )
+
+    assert len(events) == 1
+    # api1 goes from 50 % to 90 % of be_api, which takes half of all traffic.
+    assert events[0].alert.summary == (
+        "edge-1: configuration change moves be_api/api1 from 25.0 % to 45.0 % of all traffic"
+    )
+    assert events[0].alert.severity == "warning"

@@ -30,14 +30,23 @@ LBGUARD = Path(sys.executable).with_name("lbguard")
 class WatchProcess:
     """``lbguard -v watch`` in a subprocess with its log in a file."""
 
-    def __init__(self, config: Path, log: Path, prefix: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        config: Path,
+        log: Path,
+        prefix: tuple[str, ...] = (),
+        *,
+        verbose: str = "-v",
+        cwd: Path | None = None,
+    ) -> None:
         self.log = log
         self._log_handle = log.open("ab")
         self.process = subprocess.Popen(
-            [*prefix, str(LBGUARD), "-v", "watch", "--config", str(config)],
+            [*prefix, str(LBGUARD), verbose, "watch", "--config", str(config)],
             stdin=subprocess.DEVNULL,
             stdout=self._log_handle,
             stderr=subprocess.STDOUT,
+            cwd=cwd,
         )
 
     def text(self) -> str:
@@ -146,6 +155,7 @@ def test_permission_error_is_retried(
     config_file.write_text(haproxy_config(w1=20))
     config_file.chmod(0)
     watch.wait_log("permission denied")
+    assert f"permission denied reading configuration file {config_file}" in watch.text()
     assert "retrying in" in watch.text()
     assert watch.process.poll() is None
 
@@ -228,3 +238,128 @@ def test_sink_outage_then_delivery(
         row = history.connection.execute("SELECT status, attempts FROM outbox").fetchone()
     assert row["status"] == "sent"
     assert row["attempts"] >= 3
+
+
+def without_dac_override() -> tuple[str, ...]:
+    """Return a command prefix that makes root obey file modes, as other users do."""
+    if os.geteuid() != 0:
+        return ()
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: root writes anywhere")
+    return ("setpriv", "--bounding-set=-dac_override,-dac_read_search")
+
+
+def test_verbose_log_hides_webhook_token(
+    tmp_path: Path,
+    config_file: Path,
+    receiver: WebhookReceiver,
+    processes: list[WatchProcess],
+) -> None:
+    url = receiver.url + "/TOKEN123?token=SECRET456"
+    config = watch_toml(tmp_path, [config_file], sinks=webhook_sink(url))
+    watch = WatchProcess(config, tmp_path / "watch.log")
+    processes.append(watch)
+    watch.wait_log("recorded first snapshot")
+
+    config_file.write_text(haproxy_config(w3=100))
+    wait_for(lambda: receiver.processed, 15, "the alert")
+    watch.wait_log("delivered firing alert")
+
+    log = watch.text()
+    assert receiver.processed[0].path == "/hook/TOKEN123?token=SECRET456"
+    assert "TOKEN123" not in log
+    assert "SECRET456" not in log
+    assert "HTTP Request" not in log
+
+
+def test_debug_log_in_watched_folder_stays_quiet(
+    tmp_path: Path, processes: list[WatchProcess]
+) -> None:
+    folder = tmp_path / "conf.d"
+    folder.mkdir()
+    (folder / "10-base.cfg").write_text(haproxy_config())
+    config = watch_toml(tmp_path, [folder])
+    watch = WatchProcess(config, folder / "watch.log", verbose="-vv")
+    processes.append(watch)
+    watch.wait_log("recorded first snapshot")
+
+    time.sleep(1.0)
+    settled = len(watch.text().splitlines())
+    time.sleep(2.0)
+    later = len(watch.text().splitlines())
+
+    assert later - settled < 5, watch.text()[-2000:]
+    assert watch.process.poll() is None
+
+
+def test_sighup_during_start_up(
+    tmp_path: Path, config_file: Path, processes: list[WatchProcess]
+) -> None:
+    config = watch_toml(tmp_path, [config_file])
+    watch = WatchProcess(config, tmp_path / "watch.log", verbose="-vv")
+    processes.append(watch)
+
+    # Sent as soon as the handlers exist, while the daemon's modules are still importing.
+    watch.wait_log("signal handlers installed")
+    watch.process.send_signal(signal.SIGHUP)
+    watch.wait_log("recorded first snapshot")
+    watch.wait_log("reloaded")
+
+    assert watch.process.poll() is None
+
+
+def run_watch(config: Path, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*prefix, str(LBGUARD), "watch", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_start_errors_name_the_setting(tmp_path: Path, config_file: Path) -> None:
+    no_profile = watch_toml(tmp_path, [config_file])
+    no_profile.write_text('traffic = "nope.yaml"\n' + no_profile.read_text())
+    profile_error = run_watch(no_profile)
+
+    (tmp_path / "notes.db").write_text("not a database\n" * 200)
+    not_a_db = watch_toml(tmp_path, [config_file])
+    not_a_db.write_text(not_a_db.read_text().replace("history.db", "notes.db"))
+    db_error = run_watch(not_a_db)
+
+    assert profile_error.returncode == 2
+    assert f"traffic profile {tmp_path / 'nope.yaml'} not found" in profile_error.stderr
+    assert "set traffic in watch.toml" in profile_error.stderr
+    assert "--traffic" not in profile_error.stderr
+    assert db_error.returncode == 2
+    assert f"{tmp_path / 'notes.db'} is not an SQLite database" in db_error.stderr
+    assert "set db in watch.toml" in db_error.stderr
+    assert "writable" not in db_error.stderr
+
+
+def test_read_only_db_folder_names_the_setting(tmp_path: Path, config_file: Path) -> None:
+    prefix = without_dac_override()
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    config = watch_toml(tmp_path, [config_file])
+    config.write_text(config.read_text().replace("history.db", "locked/history.db"))
+
+    result = run_watch(config, prefix)
+
+    assert result.returncode == 2
+    assert f"cannot open history database {locked / 'history.db'}" in result.stderr
+    assert "set db in watch.toml" in result.stderr
+    assert "--db" not in result.stderr
+
+
+def test_relative_config_path_logged_absolute(
+    tmp_path: Path, processes: list[WatchProcess]
+) -> None:
+    watch_toml(tmp_path, [Path("missing.cfg")])
+    watch = WatchProcess(Path("watch.toml"), tmp_path / "watch.log", cwd=tmp_path)
+    processes.append(watch)
+
+    watch.wait_log("cannot read the configuration")
+
+    assert str(tmp_path / "missing.cfg") in watch.text()

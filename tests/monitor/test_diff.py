@@ -372,3 +372,88 @@ def test_added_backup_server_says_backup(tmp_path: Path) -> None:
 
     change = only(diff_models(old, new))
     assert change.describe() == "server be_web/spare added: 127.0.0.1:9009 weight 1 backup"
+
+
+def write_nginx_folder(folder: Path, weight: int) -> None:
+    (folder / "conf.d").mkdir(parents=True)
+    (folder / "nginx.conf").write_text("events {}\nhttp {\n    include conf.d/*.conf;\n}\n")
+    (folder / "conf.d" / "app.conf").write_text(
+        "upstream be_app {\n"
+        "    server 127.0.0.1:9001;\n"
+        f"    server 127.0.0.1:9002 weight={weight};\n"
+        "}\n"
+        "server {\n    listen 8080;\n    location / {\n        proxy_pass http://be_app;\n"
+        "    }\n}\n"
+    )
+
+
+def test_cli_nginx_folders(tmp_path: Path) -> None:
+    write_nginx_folder(tmp_path / "old", 1)
+    write_nginx_folder(tmp_path / "new", 4)
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "app.conf").write_text(NGINX)
+
+    changed = run_diff(tmp_path / "old", tmp_path / "new")
+    bare = run_diff(tmp_path / "old", tmp_path / "bare")
+
+    assert changed.returncode == 1, changed.stderr
+    assert "server be_app/127.0.0.1:9002: weight 1 → 4" in changed.stdout
+    assert "open() failed" not in changed.stderr
+    assert bare.returncode == 2
+    assert f"{tmp_path / 'bare'} holds nginx files but no nginx.conf" in bare.stderr
+
+
+def test_cli_rejects_what_it_cannot_compare(tmp_path: Path) -> None:
+    (tmp_path / "base.cfg").write_text(haproxy_config())
+    (tmp_path / "empty.cfg").write_text("")
+    (tmp_path / "nginx.conf").write_text(NGINX)
+    (tmp_path / "broken.conf").write_text("events {}\nhttp {\n    server {\n")
+
+    empty = run_diff(tmp_path / "base.cfg", tmp_path / "empty.cfg")
+    products = run_diff(tmp_path / "base.cfg", tmp_path / "nginx.conf")
+    wrong_product = run_diff("--product", "nginx", tmp_path / "base.cfg", tmp_path / "base.cfg")
+    broken = run_diff(tmp_path / "nginx.conf", tmp_path / "broken.conf")
+
+    assert empty.returncode == 2
+    assert "nothing to compare in" in empty.stderr
+    assert "no frontend and no pool" in empty.stderr
+    assert products.returncode == 2
+    assert "OLD and NEW are different products" in products.stderr
+    assert wrong_product.returncode == 2
+    assert "nothing to compare in" in wrong_product.stderr
+    assert broken.returncode == 2
+    assert "broken.conf:" in broken.stderr
+    assert "no semantic change" not in broken.stdout + broken.stderr
+
+
+def test_cli_product_choices(tmp_path: Path) -> None:
+    (tmp_path / "base.cfg").write_text(haproxy_config())
+
+    envoy = run_diff("--product", "envoy", tmp_path / "base.cfg", tmp_path / "base.cfg")
+    usage = run_diff("--help")
+
+    assert envoy.returncode == 2
+    assert "invalid choice: 'envoy'" in envoy.stderr
+    assert "{haproxy,nginx}" in usage.stdout
+
+
+def test_cli_redacts_secrets(tmp_path: Path) -> None:
+    secured = haproxy_config().replace(
+        "    balance roundrobin\n",
+        "    balance roundrobin\n    stats auth admin:OLDSECRET\n"
+        '    http-check send hdr Authorization "Basic b2xkc2VjcmV0"\n',
+    )
+    (tmp_path / "old.cfg").write_text(secured)
+    (tmp_path / "new.cfg").write_text(
+        secured.replace("OLDSECRET", "NEWSECRET").replace("weight 10\n", "weight 20\n", 1)
+    )
+
+    text = run_diff(tmp_path / "old.cfg", tmp_path / "new.cfg")
+    as_json = run_diff(tmp_path / "old.cfg", tmp_path / "new.cfg", "--format", "json")
+
+    assert text.returncode == 1
+    assert "weight 10 → 20" in text.stdout
+    for output in (text.stdout + text.stderr, as_json.stdout + as_json.stderr):
+        assert "OLDSECRET" not in output
+        assert "NEWSECRET" not in output
+        assert "b2xkc2VjcmV0" not in output

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+import stat
 import subprocess
 import sys
+import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -131,3 +134,167 @@ def test_history_cli(tmp_path: Path) -> None:
     assert same.returncode == 0
     assert missing.returncode == 2
     assert "snapshot 9 not found" in missing.stderr
+
+
+def add_snapshots(db: Path, tmp_path: Path, weights: list[int], instance: str = "") -> None:
+    config = tmp_path / "haproxy.cfg"
+    with History(db) as history:
+        for weight in weights:
+            config.write_text(haproxy_config(w3=weight))
+            lb = load_config([config])
+            history.add_snapshot(lb, share_table(predict(lb)), f"hash-{weight}", instance=instance)
+
+
+def test_snapshots_stored_compressed(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    add_snapshots(db, tmp_path, [10])
+
+    with History(db) as history:
+        row = history.connection.execute("SELECT model, shares FROM snapshots").fetchone()
+        model = history.snapshots(1)[0].model()
+
+    assert isinstance(row["model"], bytes)
+    assert isinstance(row["shares"], bytes)
+    assert len(row["model"]) < len(dumps_model(model)) / 3
+    assert model.pool("be_web") is not None
+
+
+def test_upgrade_compresses_and_redacts(tmp_path: Path) -> None:
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(
+        haproxy_config().replace(
+            "    balance roundrobin\n", "    balance roundrobin\n    stats auth admin:SECRET\n"
+        )
+    )
+    lb = load_config([config])
+    db = tmp_path / "history.db"
+    connection = sqlite3.connect(db, isolation_level=None)
+    assert migrate(connection, target=3) == 3
+    connection.execute(
+        "INSERT INTO snapshots (created_at, content_hash, product, files, model, shares)"
+        " VALUES (1.0, 'abc', 'haproxy', '[]', ?, '[]')",
+        (dumps_model(lb),),
+    )
+    connection.close()
+
+    with History(db) as history:
+        raw = history.connection.execute("SELECT model, traffic_hash FROM snapshots").fetchone()
+        stored = history.snapshots(1)[0].model()
+
+    assert isinstance(raw["model"], bytes)
+    assert raw["traffic_hash"] == ""
+    pool = stored.pool("be_web")
+    assert pool is not None
+    assert "stats auth admin:<redacted>" in pool.options
+    assert b"SECRET" not in zlib.decompress(raw["model"])
+
+
+def test_snapshot_model_redacted(tmp_path: Path) -> None:
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(
+        "userlist admins\n    user ops insecure-password plainsecret\n\n"
+        + haproxy_config().replace(
+            "    balance roundrobin\n", "    balance roundrobin\n    stats auth admin:SECRET\n"
+        )
+    )
+    lb = load_config([config])
+    db = tmp_path / "history.db"
+    with History(db) as history:
+        history.add_snapshot(lb, share_table(predict(lb)), "hash")
+        raw = history.connection.execute("SELECT model FROM snapshots").fetchone()["model"]
+
+    text = zlib.decompress(raw).decode()
+    assert "SECRET" not in text
+    assert "plainsecret" not in text
+    assert "<redacted>" in text
+
+
+def test_new_database_is_private(tmp_path: Path) -> None:
+    db = tmp_path / "state" / "lbguard" / "history.db"
+
+    with History(db):
+        pass
+
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+
+
+def test_prune_keeps_newest(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    add_snapshots(db, tmp_path, [10, 20, 30, 40], instance="a")
+    add_snapshots(db, tmp_path, [50], instance="b")
+    with History(db) as history:
+        with history.transaction() as connection:
+            connection.execute(
+                "INSERT INTO alerts (fingerprint, alertname, severity, labels, alert, baseline,"
+                " snapshot_id, starts_at) VALUES ('f', 'x', 'warning', '{}', '{}', '{}', 1, 0)"
+            )
+        history.add_audit(1, "change", [])
+
+        by_count = history.prune(max_snapshots=2)
+        remaining = [snapshot.id for snapshot in history.snapshots(0, with_model=False)]
+        alert_snapshot = history.connection.execute("SELECT snapshot_id FROM alerts").fetchone()
+        audits = history.audits(1)
+        by_age = history.prune(max_age_days=1, now=time.time() + 3 * 86400)
+        after_age = [snapshot.id for snapshot in history.snapshots(0, with_model=False)]
+
+    assert by_count == 2
+    assert remaining == [5, 4, 3]
+    assert alert_snapshot[0] is None
+    assert audits == []
+    assert by_age == 1
+    assert after_age == [5, 4]
+
+
+def test_history_cli_read_only(tmp_path: Path) -> None:
+    missing = tmp_path / "none" / "history.db"
+
+    listed = run_history(missing, "list")
+    shown = run_history(missing, "show", "1")
+
+    assert listed.returncode == 2
+    assert f"history database not found: {missing}" in listed.stderr
+    assert shown.returncode == 2
+    assert not missing.parent.exists()
+
+
+def test_history_cli_limit(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    add_snapshots(db, tmp_path, list(range(10, 70, 10)))
+
+    everything = run_history(db, "list", "--limit", "0")
+    two = run_history(db, "list", "--limit", "2")
+    negative = run_history(db, "list", "--limit", "-1")
+
+    assert everything.returncode == 0
+    assert len(everything.stdout.splitlines()) == 1 + 6
+    assert len(two.stdout.splitlines()) == 1 + 2
+    assert negative.returncode == 2
+    assert "must be 0 or more" in negative.stderr
+
+
+def test_history_cli_prune(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    add_snapshots(db, tmp_path, [10, 20, 30])
+
+    pruned = run_history(db, "prune", "--max-snapshots", "1")
+    without_limit = run_history(db, "prune")
+    listing = run_history(db, "list")
+
+    assert pruned.returncode == 0
+    assert "pruned 2 snapshots" in pruned.stderr
+    assert without_limit.returncode == 2
+    assert [line.split()[0] for line in listing.stdout.splitlines()[1:]] == ["3"]
+
+
+def test_open_errors_name_the_cause(tmp_path: Path) -> None:
+    not_a_database = tmp_path / "notes.db"
+    not_a_database.write_text("these are notes, not SQLite\n" * 100)
+
+    with pytest.raises(HistoryError) as raised:
+        History(not_a_database, choose_path="set db in watch.toml")
+
+    assert str(raised.value).startswith(f"{not_a_database} is not an SQLite database")
+    assert "set db in watch.toml" in raised.value.hint
+    assert "writable" not in str(raised.value)

@@ -234,3 +234,41 @@ def test_watch_config_errors_name_the_key(tmp_path: Path, sinks: str, message: s
     with pytest.raises(ConfigError, match=re.escape(message)) as raised:
         load_watch_config(path)
     assert str(path) in str(raised.value)
+
+
+def test_email_starttls_unsupported_is_permanent(
+    tmp_path: Path, smtp_server: tuple[int, Mailbox]
+) -> None:
+    # aiosmtpd without a TLS context does not offer STARTTLS, like many relays on port 25.
+    port, mailbox = smtp_server
+    sink = EmailSink(
+        "mail",
+        ROUTING,
+        host="127.0.0.1",
+        port=port,
+        sender="lbguard@example.invalid",
+        recipients=("oncall@example.invalid",),
+        starttls=True,
+    )
+    with History(tmp_path / "history.db") as history:
+        outbox = Outbox(history, {"mail": sink}, Backoff(initial=0, max_attempts=5))
+        queue_alert(history, ["mail"])
+        results = outbox.deliver_due()
+        row = history.connection.execute("SELECT status, attempts, last_error FROM outbox")
+        status, attempts, error = row.fetchone()
+
+    assert [result.ok for result in results] == [False]
+    assert status == "dead"
+    assert attempts == 1
+    assert "STARTTLS" in error
+    assert mailbox.messages == []
+
+
+def test_sink_descriptions_count_recipients() -> None:
+    one = EmailSink("mail", ROUTING, host="127.0.0.1", port=25, sender="a@b", recipients=("c@d",))
+    two = EmailSink(
+        "mail", ROUTING, host="127.0.0.1", port=25, sender="a@b", recipients=("c@d", "e@f")
+    )
+
+    assert one.describe() == "email mail via 127.0.0.1:25 to 1 recipient"
+    assert two.describe() == "email mail via 127.0.0.1:25 to 2 recipients"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from monitor_support import (
+    BlackHole,
     RunningDaemon,
     WebhookReceiver,
     haproxy_config,
@@ -17,6 +20,8 @@ from monitor_support import (
     webhook_sink,
 )
 
+from lbguard.errors import ConfigError
+from lbguard.monitor.config import load_watch_config
 from lbguard.monitor.history import History
 
 StartDaemon = Callable[[Path], RunningDaemon]
@@ -210,3 +215,177 @@ def test_unchanged_content_adds_no_snapshot(
 
     assert snapshot_count(db) == 1
     assert running.thread.is_alive()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[BlackHole]:
+    hole = BlackHole()
+    yield hole
+    hole.close()
+
+
+def test_hanging_sink_delays_only_itself(
+    tmp_path: Path,
+    config_file: Path,
+    receiver: WebhookReceiver,
+    black_hole: BlackHole,
+    start_daemon: StartDaemon,
+) -> None:
+    # The hanging sink comes first, so its deliveries are queued before the good ones.
+    sinks = webhook_sink(black_hole.url, "hanging") + webhook_sink(receiver.url, "good")
+    running = start_daemon(watch_toml(tmp_path, [config_file], sinks=sinks))
+    db = tmp_path / "history.db"
+
+    latencies = []
+    for weight in (100, 10, 100):
+        count = len(receiver.processed) + 1
+        written = time.time()
+        config_file.write_text(haproxy_config(w3=weight))
+        wait_for(lambda: len(receiver.processed) == count, 10, "the good sink")  # noqa: B023
+        latencies.append(receiver.processed[-1].time - written)
+        wait_for(lambda: snapshot_count(db) == count + 1, 10, "the snapshot")  # noqa: B023
+
+    # The hanging sink's timeout is 5 s; each alert reaches the good sink well before it.
+    assert max(latencies) < 2.5, latencies
+    assert [receipt.body["status"] for receipt in receiver.processed] == [
+        "firing",
+        "resolved",
+        "firing",
+    ]
+    assert running.thread.is_alive()
+
+
+def test_configmap_symlink_swap(tmp_path: Path, start_daemon: StartDaemon) -> None:
+    # Kubernetes ConfigMap volume: haproxy.cfg -> ..data/haproxy.cfg, ..data -> a
+    # timestamped folder, updated by renaming a new ..data link over the old one.
+    volume = tmp_path / "lb"
+    volume.mkdir()
+
+    def publish(version: str, weight: int) -> None:
+        folder = volume / f"..{version}"
+        folder.mkdir()
+        (folder / "haproxy.cfg").write_text(haproxy_config(w1=weight))
+        (volume / "..data_tmp").symlink_to(folder.name)
+        os.replace(volume / "..data_tmp", volume / "..data")
+
+    publish("2024_01_01", 10)
+    (volume / "haproxy.cfg").symlink_to("..data/haproxy.cfg")
+    start_daemon(watch_toml(tmp_path, [volume / "haproxy.cfg"]))
+    db = tmp_path / "history.db"
+
+    publish("2024_01_02", 50)
+    shutil.rmtree(volume / "..2024_01_01")
+    wait_for(lambda: snapshot_count(db) == 2, 10, "the snapshot after the first swap")
+    assert latest_weight(db, "web1") == 50
+
+    publish("2024_01_03", 60)
+    shutil.rmtree(volume / "..2024_01_02")
+    wait_for(lambda: snapshot_count(db) == 3, 10, "the snapshot after the second swap")
+    assert latest_weight(db, "web1") == 60
+
+
+ROUTED = """\
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+
+frontend fe_main
+    bind 127.0.0.1:8080
+    use_backend be_api if { path_beg /api }
+    default_backend be_web
+
+backend be_web
+    server web1 127.0.0.1:9001
+    server web2 127.0.0.1:9002
+
+backend be_api
+    server api1 127.0.0.1:9004
+    server api2 127.0.0.1:9005
+"""
+
+
+def test_reload_with_new_profile_fires_no_shift(
+    tmp_path: Path,
+    receiver: WebhookReceiver,
+    start_daemon: StartDaemon,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="lbguard")
+    config_file = tmp_path / "haproxy.cfg"
+    config_file.write_text(ROUTED)
+    profile = tmp_path / "traffic.yaml"
+    profile.write_text('requests: 1000\npaths: {"/": 0.5, "/api/items": 0.5}\n')
+    config = watch_toml(tmp_path, [config_file], sinks=webhook_sink(receiver.url))
+    config.write_text(f'traffic = "{profile}"\n' + config.read_text())
+    running = start_daemon(config)
+    db = tmp_path / "history.db"
+
+    profile.write_text('requests: 1000\npaths: {"/": 0.9, "/api/items": 0.1}\n')
+    running.daemon.request_reload()
+    wait_for(lambda: "reloaded" in caplog.text, 10, "the reload")
+    config_file.write_text("# reviewed\n" + ROUTED)
+    wait_for(lambda: snapshot_count(db) == 2, 10, "the comment-only snapshot")
+    time.sleep(1.0)
+
+    assert receiver.receipts == []
+    assert "LbguardShareShift" not in caplog.text
+
+
+def test_retention_prunes_after_snapshot(
+    tmp_path: Path, config_file: Path, start_daemon: StartDaemon
+) -> None:
+    config = watch_toml(tmp_path, [config_file], extra="\n[history]\nmax_snapshots = 2\n")
+    start_daemon(config)
+    db = tmp_path / "history.db"
+
+    for weight in (20, 30, 40):
+        config_file.write_text(haproxy_config(w1=weight))
+        wait_for(lambda: latest_weight(db, "web1") == weight, 10, "the snapshot")  # noqa: B023
+
+    assert snapshot_count(db) == 2
+    with History(db) as history:
+        ids = [snapshot.id for snapshot in history.snapshots(0, with_model=False)]
+    assert ids == [4, 3]
+
+
+@pytest.mark.parametrize(
+    ("watch", "extra", "message"),
+    [
+        ({}, "\n[checks.LB999]\nfactor = 2\n", "checks.LB999: unknown rule 'LB999'"),
+        ({}, "\n[checks.LB201]\nbogus = 2\n", "checks.LB201: rule LB201 has no option 'bogus'"),
+        ({"method": "poll", "poll_interval": 0}, "", "watch.poll_interval: expected a number"),
+        ({}, "\n[history]\nmax_snapshots = 0\n", "history.max_snapshots: must be at least 1"),
+    ],
+)
+def test_watch_config_rejects(
+    tmp_path: Path, config_file: Path, watch: dict[str, object], extra: str, message: str
+) -> None:
+    path = watch_toml(tmp_path, [config_file], watch=watch, extra=extra)
+
+    with pytest.raises(ConfigError, match=re.escape(message)) as raised:
+        load_watch_config(path)
+    assert str(raised.value).startswith(f"{path}: ")
+
+
+def test_watch_config_paths_are_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    watch_toml(tmp_path, [Path("haproxy.cfg")])
+
+    config = load_watch_config("watch.toml")
+
+    assert config.path == tmp_path / "watch.toml"
+    assert config.configs == (tmp_path / "haproxy.cfg",)
+
+
+def test_watcher_log_counts(
+    tmp_path: Path,
+    config_file: Path,
+    start_daemon: StartDaemon,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="lbguard")
+    start_daemon(watch_toml(tmp_path, [config_file]))
+
+    assert "watching 1 file in 1 directory by" in caplog.text

@@ -204,10 +204,16 @@ def _check_options(reader: _Reader, table: dict[str, Any]) -> dict[str, dict[str
 
 def _retention(reader: _Reader, table: dict[str, Any]) -> Retention:
     reader.reject_unknown(table, {"max_snapshots", "max_age_days"}, "history.")
-    max_snapshots = reader.get(table, "max_snapshots", int, "history.", 0) or None
-    if max_snapshots is not None and max_snapshots < 1:
-        raise reader.error("history.max_snapshots", "must be at least 1")
-    max_age = reader.number(table, "max_age_days", "history.", 0.0) or None
+    max_snapshots: int | None = None
+    if "max_snapshots" in table:
+        max_snapshots = reader.get(table, "max_snapshots", int, "history.", 0)
+        if max_snapshots < 1:
+            raise reader.error("history.max_snapshots", "must be at least 1")
+    max_age: float | None = None
+    if "max_age_days" in table:
+        max_age = reader.number(table, "max_age_days", "history.", 0.0)
+        if max_age <= 0:
+            raise reader.error("history.max_age_days", "must be more than 0")
     return Retention(max_snapshots, max_age)
 
 
