@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from enum import IntEnum
+from typing import NoReturn
 
 from lbguard import __version__
 
@@ -67,9 +68,23 @@ def _registrars(argv: Sequence[str] | None) -> list[Registrar]:
     return [importlib.import_module(COMMANDS[name]).register for name in names]
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors escape control characters.
+
+    argparse repeats the offending argument in its message, so an escape sequence typed on
+    the command line would otherwise reach the terminal as is.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        from lbguard.report.interface import clean_message
+
+        self.print_usage(sys.stderr)
+        self.exit(ExitCode.ERROR, f"{self.prog}: error: {clean_message(message)}\n")
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """Build the parser; with *argv*, only the command that *argv* runs is registered."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="lbguard",
         description="Predict and observe load-balancer traffic shares, and find the "
         "misconfigurations that skew them.",
@@ -82,7 +97,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         default=0,
         help="log progress on stderr; repeat for debug output",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=ArgumentParser
+    )
     for register in _registrars(argv):
         register(commands)
     return parser
