@@ -57,7 +57,7 @@ def write_config(path: Path, backends: int, servers: int) -> None:
     for i in range(backends):
         lines += ["", f"backend be_svc{i}", "    balance roundrobin"]
         for j in range(servers):
-            # Planted: one weight typo (LB201) in the last backend.
+            # Planted: one weight typo (LB202) in the last backend.
             weight = 100 if (i, j) == (backends - 1, 0) else 10 + 10 * (j % 2)
             lines.append(f"    server s{j} 127.0.0.1:{port} check weight {weight}")
             port = port + 1 if port < 65000 else 10000
