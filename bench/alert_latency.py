@@ -6,7 +6,12 @@ one HAProxy configuration. Each round rewrites the configuration so that one ser
 weight moves from 10 to 100 or back, which fires or resolves one share-shift alert, and
 measures from just before the write to the arrival of the delivery.
 
-Usage: .venv/bin/python bench/alert_latency.py [--rounds N]
+With ``--black-hole``, a second webhook sink comes first in watch.toml and points at a
+TCP listener that completes connections and never responds (a hung receiver), so every
+delivery to it waits for its 5 s timeout. The alerts must still reach the good receiver
+within the target, because each sink has its own delivery thread.
+
+Usage: .venv/bin/python bench/alert_latency.py [--rounds N] [--black-hole]
 Target: every alert arrives within 2 s of the change.
 """
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -80,7 +86,27 @@ def start_receiver(arrivals: Arrivals) -> ThreadingHTTPServer:
     return server
 
 
-def write_watch_config(directory: Path, config: Path, hook_port: int) -> Path:
+BLACK_HOLE_SINK = """
+[[sinks]]
+name = "hung"
+type = "webhook"
+url = "http://127.0.0.1:{port}/hook"
+"""
+
+
+def black_hole() -> socket.socket:
+    """Listen on 127.0.0.1 without ever accepting: the kernel completes the handshakes up
+    to the backlog, and nothing responds."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    return listener
+
+
+def write_watch_config(
+    directory: Path, config: Path, hook_port: int, hung_port: int | None
+) -> Path:
+    hung = BLACK_HOLE_SINK.format(port=hung_port) if hung_port is not None else ""
     path = directory / "watch.toml"
     path.write_text(
         f"""\
@@ -94,7 +120,7 @@ listen = ""
 
 [thresholds]
 finding_severity = "off"
-
+{hung}
 [[sinks]]
 name = "hook"
 type = "webhook"
@@ -118,7 +144,13 @@ def wait_started(log: Path, process: subprocess.Popen[bytes]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20, help="changes to time (default 20)")
+    parser.add_argument(
+        "--black-hole",
+        action="store_true",
+        help="configure a sink that never responds, before the measured one",
+    )
     args = parser.parse_args()
+    hung = black_hole() if args.black_hole else None
 
     lbguard = Path(sys.executable).with_name("lbguard")
     arrivals = Arrivals()
@@ -128,7 +160,12 @@ def main() -> None:
         directory = Path(temporary)
         config = directory / "haproxy.cfg"
         config.write_text(CONFIG.format(weight=10))
-        watch = write_watch_config(directory, config, int(server.server_address[1]))
+        watch = write_watch_config(
+            directory,
+            config,
+            int(server.server_address[1]),
+            hung.getsockname()[1] if hung is not None else None,
+        )
         log = directory / "watch.log"
         with log.open("wb") as handle:
             process = subprocess.Popen(
@@ -155,10 +192,13 @@ def main() -> None:
             process.terminate()
             process.wait(timeout=15)
             server.shutdown()
+            if hung is not None:
+                hung.close()
 
     ordered = sorted(latencies)
     p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
-    print(f"alert latency over {len(latencies)} changes (cpus: {os.cpu_count()}):")
+    setup = "with a sink that never responds" if args.black_hole else "one sink"
+    print(f"alert latency over {len(latencies)} changes, {setup} (cpus: {os.cpu_count()}):")
     print(
         f"  min {min(latencies):.3f} s  median {statistics.median(latencies):.3f} s  "
         f"p95 {p95:.3f} s  max {max(latencies):.3f} s"

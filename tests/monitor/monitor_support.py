@@ -17,13 +17,17 @@ import pytest
 
 from lbguard.monitor.daemon import WatchDaemon
 
-HAPROXY_TEMPLATE = """\
+DEFAULTS = """\
 defaults
     mode http
     timeout connect 2s
     timeout client 10s
     timeout server 10s
+"""
 
+HAPROXY_TEMPLATE = (
+    DEFAULTS
+    + """
 frontend fe_main
     bind 127.0.0.1:8080
     default_backend be_web
@@ -34,6 +38,26 @@ backend be_web
     server web2 127.0.0.1:9002 check weight {w2}
     server web3 127.0.0.1:9003 check weight {w3}
 """
+)
+
+ROUTED = (
+    DEFAULTS
+    + """
+frontend fe_main
+    bind 127.0.0.1:8080
+    use_backend be_api if { path_beg /api }
+    default_backend be_web
+
+backend be_web
+    server web1 127.0.0.1:9001
+    server web2 127.0.0.1:9002
+
+backend be_api
+    server api1 127.0.0.1:9004
+    server api2 127.0.0.1:9005
+"""
+)
+"""Two pools, one reached by ``path_beg /api``, for tests with a traffic profile."""
 
 
 def haproxy_config(w1: int = 10, w2: int = 10, w3: int = 10) -> str:

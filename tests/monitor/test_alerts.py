@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from monitor_support import (
+    ROUTED,
     RunningDaemon,
     WebhookReceiver,
     haproxy_config,
@@ -190,28 +191,6 @@ def test_new_pool_is_not_a_shift(tmp_path: Path) -> None:
     events = shift(tmp_path, haproxy_config(), haproxy_config() + extra, [], points=10)
 
     assert events == []
-
-
-ROUTED = """\
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 10s
-    timeout server 10s
-
-frontend fe_main
-    bind 127.0.0.1:8080
-    use_backend be_api if { path_beg /api }
-    default_backend be_web
-
-backend be_web
-    server web1 127.0.0.1:9001
-    server web2 127.0.0.1:9002
-
-backend be_api
-    server api1 127.0.0.1:9004
-    server api2 127.0.0.1:9005
-"""
 
 
 def routed_shares(tmp_path: Path, name: str, text: str, api: float) -> tuple[Any, Any]:

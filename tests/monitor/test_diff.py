@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from monitor_support import haproxy_config
+from monitor_support import DEFAULTS, haproxy_config
 
 from lbguard.model import LoadBalancer
 from lbguard.monitor.diff import Change, ChangeKind, Element, diff_configs, diff_models
@@ -18,13 +18,9 @@ from lbguard.predict import predict
 
 LBGUARD = Path(sys.executable).with_name("lbguard")
 
-ROUTED = """\
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 10s
-    timeout server 10s
-
+ROUTED = (
+    DEFAULTS
+    + """
 frontend fe_main
     bind 127.0.0.1:8080
     acl is_api path_beg /api
@@ -43,6 +39,7 @@ backend be_api
     server api1 127.0.0.1:9004
     server api2 127.0.0.1:9005
 """
+)
 
 NGINX = """\
 events {}
@@ -400,7 +397,7 @@ def test_cli_nginx_folders(tmp_path: Path) -> None:
     assert "server be_app/127.0.0.1:9002: weight 1 → 4" in changed.stdout
     assert "open() failed" not in changed.stderr
     assert bare.returncode == 2
-    assert f"{tmp_path / 'bare'} holds nginx files but no nginx.conf" in bare.stderr
+    assert f"{tmp_path / 'bare'} contains nginx files but no nginx.conf" in bare.stderr
 
 
 def test_cli_rejects_what_it_cannot_compare(tmp_path: Path) -> None:

@@ -62,16 +62,23 @@ def smtp_server() -> Iterator[tuple[int, Mailbox]]:
     controller.stop()
 
 
-def test_email_sink_sends_message(smtp_server: tuple[int, Mailbox]) -> None:
-    port, mailbox = smtp_server
-    sink = EmailSink(
+def email_sink(
+    port: int, recipients: tuple[str, ...] = ("oncall@example.invalid",), starttls: bool = False
+) -> EmailSink:
+    return EmailSink(
         "mail",
         ROUTING,
         host="127.0.0.1",
         port=port,
         sender="lbguard@example.invalid",
-        recipients=("oncall@example.invalid",),
+        recipients=recipients,
+        starttls=starttls,
     )
+
+
+def test_email_sink_sends_message(smtp_server: tuple[int, Mailbox]) -> None:
+    port, mailbox = smtp_server
+    sink = email_sink(port)
 
     sink.send(sample_alert(), "key-123")
 
@@ -241,15 +248,7 @@ def test_email_starttls_unsupported_is_permanent(
 ) -> None:
     # aiosmtpd without a TLS context does not offer STARTTLS, like many relays on port 25.
     port, mailbox = smtp_server
-    sink = EmailSink(
-        "mail",
-        ROUTING,
-        host="127.0.0.1",
-        port=port,
-        sender="lbguard@example.invalid",
-        recipients=("oncall@example.invalid",),
-        starttls=True,
-    )
+    sink = email_sink(port, starttls=True)
     with History(tmp_path / "history.db") as history:
         outbox = Outbox(history, {"mail": sink}, Backoff(initial=0, max_attempts=5))
         queue_alert(history, ["mail"])
@@ -265,10 +264,8 @@ def test_email_starttls_unsupported_is_permanent(
 
 
 def test_sink_descriptions_count_recipients() -> None:
-    one = EmailSink("mail", ROUTING, host="127.0.0.1", port=25, sender="a@b", recipients=("c@d",))
-    two = EmailSink(
-        "mail", ROUTING, host="127.0.0.1", port=25, sender="a@b", recipients=("c@d", "e@f")
-    )
+    one = email_sink(25)
+    two = email_sink(25, recipients=("a@example.invalid", "b@example.invalid"))
 
     assert one.describe() == "email mail via 127.0.0.1:25 to 1 recipient"
     assert two.describe() == "email mail via 127.0.0.1:25 to 2 recipients"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from monitor_support import (
+    ROUTED,
     BlackHole,
     RunningDaemon,
     WebhookReceiver,
@@ -282,28 +283,6 @@ def test_configmap_symlink_swap(tmp_path: Path, start_daemon: StartDaemon) -> No
     shutil.rmtree(volume / "..2024_01_02")
     wait_for(lambda: snapshot_count(db) == 3, 10, "the snapshot after the second swap")
     assert latest_weight(db, "web1") == 60
-
-
-ROUTED = """\
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 10s
-    timeout server 10s
-
-frontend fe_main
-    bind 127.0.0.1:8080
-    use_backend be_api if { path_beg /api }
-    default_backend be_web
-
-backend be_web
-    server web1 127.0.0.1:9001
-    server web2 127.0.0.1:9002
-
-backend be_api
-    server api1 127.0.0.1:9004
-    server api2 127.0.0.1:9005
-"""
 
 
 def test_reload_with_new_profile_fires_no_shift(

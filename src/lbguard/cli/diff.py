@@ -112,7 +112,7 @@ def _diff(args: argparse.Namespace, errors: Console) -> ConfigDiff:
 
 
 def _load(text: str, product: Product | None, errors: Console) -> LoadBalancer:
-    """Load one side; raise DiffInputError when it holds nothing to compare."""
+    """Load one side; raise DiffInputError when it contains nothing to compare."""
     path = _main_file(Path(text), product)
     lb = load_config([path], product)
     for diagnostic in lb.diagnostics:
@@ -140,7 +140,7 @@ def _main_file(path: Path, product: Product | None) -> Path:
         return main
     if product is None and detect_product([path]) is Product.NGINX:
         raise DiffInputError(
-            f"{path} holds nginx files but no {NGINX_MAIN_FILE}",
+            f"{path} contains nginx files but no {NGINX_MAIN_FILE}",
             hint="nginx reads one main file: pass it, and lbguard follows its includes",
         )
     return path

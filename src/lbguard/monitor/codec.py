@@ -44,13 +44,23 @@ class CodecError(ValueError):
     """Stored JSON that does not describe a model of this lbguard version."""
 
 
+PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+"""Types that JSON stores unchanged, checked first because most model values have one."""
+
+
 def encode(value: object) -> Any:
     """Convert a model value into plain JSON types."""
-    names = field_names(type(value))
+    kind = type(value)
+    if kind in PLAIN_TYPES:
+        return value
+    if kind is tuple or kind is list:
+        return [encode(item) for item in value]  # type: ignore[attr-defined]
+    names = field_names(kind)
     if names is not None:
-        encoded: dict[str, Any] = {TYPE_KEY: type(value).__name__}
+        encoded: dict[str, Any] = {TYPE_KEY: kind.__name__}
         for name in names:
-            encoded[name] = encode(getattr(value, name))
+            item = getattr(value, name)
+            encoded[name] = item if type(item) in PLAIN_TYPES else encode(item)
         return encoded
     if isinstance(value, Enum):
         return value.value
@@ -113,8 +123,8 @@ _HINTS: dict[str, dict[str, Any]] = {}
 
 
 def dumps_model(lb: LoadBalancer) -> str:
-    """Serialize a load balancer to compact, key-sorted JSON."""
-    return json.dumps(encode(lb), sort_keys=True, separators=(",", ":"))
+    """Serialize a load balancer to compact JSON, members in field order."""
+    return json.dumps(encode(lb), separators=(",", ":"))
 
 
 def loads_model(text: str) -> LoadBalancer:

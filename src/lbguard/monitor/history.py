@@ -66,7 +66,9 @@ def _compress_snapshots(connection: sqlite3.Connection) -> None:
             model_text = json.dumps(redact_json(json.loads(model_text)), sort_keys=True)
         except ValueError:
             # A model this version cannot read stays as it was, only compressed.
-            logger.warning("snapshot %d holds invalid model JSON; stored unchanged", snapshot_id)
+            logger.warning(
+                "snapshot %d has invalid model JSON; compressed, not redacted", snapshot_id
+            )
         connection.execute(
             "UPDATE snapshots SET model = ?, shares = ? WHERE id = ?",
             (compress(model_text), compress(decompress(shares)), snapshot_id),
@@ -232,7 +234,7 @@ class History:
 
     ``read_only`` opens an existing file without creating it or its directory; an older
     schema is still upgraded in place. Without ``create``, a missing file is an error too.
-    ``choose_path`` tells the user how to pick another file in error hints (``pass --db
+    ``choose_path`` is the step that error hints give for using another file (``pass --db
     PATH``, ``set db in watch.toml``).
     """
 

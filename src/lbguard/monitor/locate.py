@@ -8,26 +8,7 @@ points at that line when the file still holds it.
 from __future__ import annotations
 
 from lbguard.model import Location
-
-HAPROXY_SECTIONS = frozenset(
-    {
-        "global",
-        "defaults",
-        "frontend",
-        "backend",
-        "listen",
-        "userlist",
-        "peers",
-        "resolvers",
-        "mailers",
-        "program",
-        "http-errors",
-        "ring",
-        "cache",
-        "fcgi-app",
-    }
-)
-"""Keywords that open an HAProxy 2.6 configuration section (``cfg_keywords`` sections)."""
+from lbguard.parsers.haproxy.keywords import SECTIONS
 
 
 def keyword_line(section: Location, keyword: str, argument: str) -> Location | None:
@@ -49,7 +30,7 @@ def keyword_line(section: Location, keyword: str, argument: str) -> Location | N
         words = lines[number - 1].split()
         if not words or words[0].startswith("#"):
             continue
-        if words[0] in HAPROXY_SECTIONS:
+        if words[0] in SECTIONS:
             return None
         if words[0] == keyword and argument in words[1:]:
             return Location(section.file, number)

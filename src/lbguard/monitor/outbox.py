@@ -403,7 +403,8 @@ class DeliveryWorkers:
             worker.thread.join(max(0.0, deadline - time.monotonic()))
             if worker.thread.is_alive():
                 logger.warning(
-                    "alert sink %s still waiting for an answer at stop; its delivery stays queued",
+                    "alert sink %s still waiting for a response at stop; its delivery stays "
+                    "queued",
                     worker.sink.describe(),
                 )
         self._workers.clear()

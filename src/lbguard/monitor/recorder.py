@@ -1,9 +1,9 @@
 """What the watch daemon does with a configuration: read, snapshot, diff, audit, alert.
 
 The recorder runs on the daemon's main thread. It keeps the newest snapshot's model in
-memory, so that a change is compared without decoding the stored model again, and it
-predicts the old model again when the traffic profile changed since that snapshot, so
-that a new profile alone never reads as a share shift.
+memory, so that a change is compared without decoding the stored model again. When the
+traffic profile changed since that snapshot, it predicts the old model again with the
+current profile, so that a new profile alone never reads as a share shift.
 """
 
 from __future__ import annotations

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import weakref
 from typing import Any, TypeVar
 
 from lbguard.model import LoadBalancer
-from lbguard.monitor.codec import field_names
+from lbguard.monitor.codec import PLAIN_TYPES, field_names
 
 REDACTED = "<redacted>"
 
@@ -48,9 +49,17 @@ def redact_text(text: str) -> str:
     return text
 
 
+_REDACTED: weakref.WeakValueDictionary[int, LoadBalancer] = weakref.WeakValueDictionary()
+"""Models this module returned, by id, so that redacting one again costs nothing. The
+references are weak: an entry goes with its model, so a reused id cannot match."""
+
+
 def redact_model(lb: LoadBalancer) -> LoadBalancer:
     """Return ``lb`` with every secret in its strings redacted; ``lb`` itself when none."""
+    if _REDACTED.get(id(lb)) is lb:
+        return lb
     redacted: LoadBalancer = _redact(lb)
+    _REDACTED[id(redacted)] = redacted
     return redacted
 
 
@@ -72,6 +81,8 @@ def _redact(value: Any) -> Any:
     kind = type(value)
     if kind is str:
         return redact_text(value)
+    if kind in PLAIN_TYPES:
+        return value
     if kind is tuple:
         items = [_redact(item) for item in value]
         if all(new is old for new, old in zip(items, value, strict=True)):
@@ -83,6 +94,9 @@ def _redact(value: Any) -> Any:
     changed = {}
     for name in names:
         old = getattr(value, name)
+        kind = type(old)
+        if kind in PLAIN_TYPES and (kind is not str or not _ANY_SECRET.search(old)):
+            continue
         new = _redact(old)
         if new is not old:
             changed[name] = new

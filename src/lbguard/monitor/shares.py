@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from lbguard.predict.result import Prediction
 
@@ -54,7 +54,17 @@ def share_table(prediction: Prediction) -> dict[str, ServerShares]:
 
 
 def dumps_shares(table: ShareTable) -> str:
-    return json.dumps([asdict(row) for row in table.values()], separators=(",", ":"))
+    rows = [
+        {
+            "pool": row.pool,
+            "server": row.server,
+            "share_of_pool": row.share_of_pool,
+            "share_of_total": row.share_of_total,
+            "eligible": row.eligible,
+        }
+        for row in table.values()
+    ]
+    return json.dumps(rows, separators=(",", ":"))
 
 
 def loads_shares(text: str) -> dict[str, ServerShares]:
@@ -79,8 +89,8 @@ class ShareDelta:
 
     @property
     def of_total(self) -> bool:
-        """True when every side where the server exists knows its share of all traffic;
-        the change is then measured on all traffic, otherwise within the pool."""
+        """True when every side where the server exists has its share of all traffic.
+        The change is then measured on all traffic, otherwise within the pool."""
         sides = (
             (self.before_of_pool, self.before_of_total),
             (self.after_of_pool, self.after_of_total),
