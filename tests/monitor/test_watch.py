@@ -336,6 +336,7 @@ def test_retention_prunes_after_snapshot(
         ({}, "\n[checks.LB201]\nbogus = 2\n", "checks.LB201: rule LB201 has no option 'bogus'"),
         ({"method": "poll", "poll_interval": 0}, "", "watch.poll_interval: expected a number"),
         ({}, "\n[history]\nmax_snapshots = 0\n", "history.max_snapshots: must be at least 1"),
+        ({}, "\n[history]\nmax_age_days = 0\n", "history.max_age_days: must be more than 0"),
     ],
 )
 def test_watch_config_rejects(
@@ -346,6 +347,16 @@ def test_watch_config_rejects(
     with pytest.raises(ConfigError, match=re.escape(message)) as raised:
         load_watch_config(path)
     assert str(raised.value).startswith(f"{path}: ")
+
+
+def test_watch_config_product_needs_parser(tmp_path: Path, config_file: Path) -> None:
+    path = watch_toml(tmp_path, [config_file])
+    path.write_text(path.read_text().replace('product = "haproxy"', 'product = "envoy"'))
+
+    with pytest.raises(ConfigError) as raised:
+        load_watch_config(path)
+
+    assert "product: unknown product 'envoy'; use one of haproxy, nginx" in str(raised.value)
 
 
 def test_watch_config_paths_are_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

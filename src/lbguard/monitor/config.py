@@ -144,14 +144,7 @@ def load_watch_config(path: Path | str) -> WatchConfig:
     configs = reader.get(data, "configs", list, "", None)
     if not configs or not all(isinstance(item, str) for item in configs):
         raise reader.error("configs", "must be a non-empty list of file or directory paths")
-    product_name = reader.get(data, "product", str, "", "")
-    try:
-        product = Product(product_name) if product_name else None
-    except ValueError:
-        known = ", ".join(item.value for item in Product)
-        raise reader.error(
-            "product", f"unknown product {product_name!r}; use one of {known}"
-        ) from None
+    product = _product(reader, reader.get(data, "product", str, "", ""))
 
     traffic = reader.get(data, "traffic", str, "", "")
     db = reader.get(data, "db", str, "", "")
@@ -184,6 +177,19 @@ def load_watch_config(path: Path | str) -> WatchConfig:
         sinks=_sinks(reader, data.get("sinks", []), base),
         retention=_retention(reader, reader.table(data, "history")),
     )
+
+
+def _product(reader: _Reader, name: str) -> Product | None:
+    """Return the product named in watch.toml; only products with a parser are valid."""
+    from lbguard.parsers import PARSERS
+
+    if not name:
+        return None
+    known = [product for product in PARSERS if product.value == name]
+    if not known:
+        choices = ", ".join(product.value for product in PARSERS)
+        raise reader.error("product", f"unknown product {name!r}; use one of {choices}")
+    return known[0]
 
 
 def _check_options(reader: _Reader, table: dict[str, Any]) -> dict[str, dict[str, Any]]:
