@@ -246,8 +246,9 @@ def test_hanging_sink_delays_only_itself(
         latencies.append(receiver.processed[-1].time - written)
         wait_for(lambda: snapshot_count(db) == count + 1, 10, "the snapshot")  # noqa: B023
 
-    # The hanging sink's timeout is 5 s; each alert reaches the good sink well before it.
-    assert max(latencies) < 2.5, latencies
+    # Each delivery to the hanging sink waits for its 5 s timeout; the good sink's alerts
+    # arrive in about the 0.1 s debounce, so anything under 4 s shows they did not wait.
+    assert max(latencies) < 4.0, latencies
     assert [receipt.body["status"] for receipt in receiver.processed] == [
         "firing",
         "resolved",
