@@ -110,8 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(words)
     args = parser.parse_args(words)
 
+    # -v raises only lbguard's own loggers: HTTP client libraries log whole URLs at INFO,
+    # and webhook URLs carry secrets.
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="lbguard: %(levelname)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="lbguard: %(levelname)s: %(message)s")
+    logging.getLogger("lbguard").setLevel(level)
 
     handler: Handler = args.handler
     return int(handler(args))
