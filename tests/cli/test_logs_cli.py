@@ -162,3 +162,22 @@ def test_console_script(incident: Path) -> None:
 
     assert result.returncode == ExitCode.FINDINGS
     assert json.loads(result.stdout)["totals"]["requests"] == 9000
+
+
+def test_memory_limit_option_rejects_bad_size(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["logs", "x.log", "--memory-limit", "lots"])
+    assert caught.value.code == 2
+    assert "invalid memory limit 'lots'" in capsys.readouterr().err
+
+
+def test_database_spills_to_its_own_directory() -> None:
+    from lbguard.logs.database import open_database
+
+    with open_database("256MB") as con:
+        limit, spill = con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+        ).fetchone()
+        assert limit == "244.1 MiB"
+        assert Path(spill).is_dir()
+    assert not Path(spill).exists()

@@ -305,21 +305,18 @@ def _observe(
     """Load the logs and compare their shares with the configuration's prediction."""
     # Imported here: DuckDB and SciPy take a noticeable time to import, and most
     # check runs have no logs.
-    import duckdb
-
     from lbguard.analysis.compare import observe_and_compare
     from lbguard.logs import load_logs
+    from lbguard.logs.database import open_database
 
     headers, note = captured_headers(args.captured_headers, lb)
     if note is not None:
         print_message(errors, f"lbguard: {note}")
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
-    load = load_logs(args.logs, con=con, log_format=args.log_format, timezone=args.timezone)
-    return observe_and_compare(
-        lb, load.con, load.table, health=health or None, captured_headers=headers
-    )
+    with open_database() as con:
+        load = load_logs(args.logs, con=con, log_format=args.log_format, timezone=args.timezone)
+        return observe_and_compare(
+            lb, load.con, load.table, health=health or None, captured_headers=headers
+        )
 
 
 def _load_traffic(source: TrafficSource | None, lb: LoadBalancer) -> TrafficProfile | None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-import duckdb
 from rich.console import Console
 
 from lbguard.analysis import AnalysisOptions, LogAnalysis, analyse, load_region_map
@@ -23,7 +23,8 @@ from lbguard.analysis.windows import parse_window
 from lbguard.cli.main import ExitCode
 from lbguard.errors import LbguardError
 from lbguard.logs import list_formats, load_logs, parse_field_map
-from lbguard.report.interface import RenderOptions
+from lbguard.logs.database import DEFAULT_MEMORY_LIMIT, open_database
+from lbguard.report.interface import RenderOptions, clean_message
 from lbguard.report.logs_json import render_logs_json
 from lbguard.report.logs_markdown import render_logs_markdown
 from lbguard.report.logs_text import render_logs_text
@@ -105,24 +106,45 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="ROWS",
         help="rows per table in text and Markdown reports; 0 shows all (default: 20)",
     )
+    parser.add_argument(
+        "--memory-limit",
+        type=memory_limit,
+        default=DEFAULT_MEMORY_LIMIT,
+        metavar="SIZE",
+        help="memory DuckDB may use, such as 512MB or 4GB; beyond it the parsed requests "
+        f"spill to a temporary directory (default: {DEFAULT_MEMORY_LIMIT})",
+    )
     parser.set_defaults(handler=run)
+
+
+_MEMORY_LIMIT = re.compile(r"^\s*\d+(\.\d+)?\s*([KMGT]i?B|B)\s*$", re.IGNORECASE)
+
+
+def memory_limit(text: str) -> str:
+    """Check a ``--memory-limit`` value: a number with a byte unit."""
+    if not _MEMORY_LIMIT.match(text):
+        raise argparse.ArgumentTypeError(
+            f"invalid memory limit {text!r}: write a number with a unit, such as 512MB or 4GB"
+        )
+    return text.strip()
 
 
 def run(args: argparse.Namespace) -> ExitCode:
     errors = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
     try:
-        return _logs(args, errors)
+        with open_database(args.memory_limit) as con:
+            return _logs(args, errors, con)
     except LbguardError as error:
-        errors.print(f"lbguard: error: {error}")
+        errors.print(clean_message(f"lbguard: error: {error}"))
         return ExitCode.ERROR
 
 
-def _logs(args: argparse.Namespace, errors: Console) -> ExitCode:
+def _logs(args: argparse.Namespace, errors: Console, con: Any) -> ExitCode:
     window = parse_window(args.window)
     field_map = parse_field_map(args.field_map) if args.field_map else None
     load = load_logs(
         args.logs,
-        con=_connect(),
+        con=con,
         log_format=args.log_format,
         timezone=args.timezone,
         nginx_log_format=args.nginx_log_format,
@@ -148,15 +170,6 @@ def _logs(args: argparse.Namespace, errors: Console) -> ExitCode:
             hint="check --log-format and the malformed-line samples in the report",
         )
     return ExitCode.FINDINGS if analysis.onset is not None else ExitCode.OK
-
-
-def _connect() -> Any:
-    """Open the in-memory database. DuckDB draws its own progress bar on stdout for long
-    queries, which would corrupt a report written there, so it is turned off."""
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
-    return con
 
 
 def _write(analysis: LogAnalysis, fmt: str, output: str | None, options: RenderOptions) -> None:
