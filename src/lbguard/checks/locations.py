@@ -82,22 +82,49 @@ def _captured_share(regex: Matcher, prefix: str, profile: TrafficProfile | None)
     return float(profile.weight[under & hit].sum()) / total
 
 
-def _locations(context: CheckContext) -> Iterator[tuple[str, dict[str, Matcher], list[Matcher]]]:
-    """Yield each frontend's plain prefix locations and regex locations."""
+def _chain(condition: Condition | None) -> list[Matcher]:
+    """Return a rule's location matchers from the outermost location to the rule's own."""
+    return [
+        matcher
+        for matcher, negated in _path_matchers(condition)
+        if not negated and matcher.text.startswith("location")
+    ]
+
+
+def _key(matcher: Matcher) -> tuple[str, str, int]:
+    return matcher.text, matcher.location.file, matcher.location.line
+
+
+def _competes(regex_chain: list[Matcher], prefix_chain: list[Matcher]) -> bool:
+    """Tell whether nginx tries the regex for requests whose longest prefix is the prefix.
+
+    nginx 1.22 (ngx_http_core_find_location) tries the regex locations of one level
+    only after the longest prefix at that level or below it matched, so a regex nested
+    in a location competes only with the prefix locations nested in that same location.
+    """
+    parents = [_key(matcher) for matcher in regex_chain[:-1]]
+    chain = [_key(matcher) for matcher in prefix_chain]
+    return len(chain) > len(parents) and chain[: len(parents)] == parents
+
+
+def _locations(
+    context: CheckContext,
+) -> Iterator[tuple[str, dict[tuple[str, str, int], list[Matcher]], list[list[Matcher]]]]:
+    """Yield each frontend's plain prefix locations and regex locations, each with the
+    locations it is nested in."""
     for frontend in context.lb.frontends:
-        prefixes: dict[str, Matcher] = {}
-        regexes: dict[str, Matcher] = {}
+        prefixes: dict[tuple[str, str, int], list[Matcher]] = {}
+        regexes: dict[tuple[str, str, int], list[Matcher]] = {}
         for rule in frontend.rules:
-            for matcher, negated in _path_matchers(rule.condition):
-                if negated or not matcher.text.startswith("location"):
-                    continue
-                # `location ^~ /x` stops the regex search, so a regex cannot take its requests.
-                if matcher.method is MatchMethod.BEG and not matcher.text.startswith(
-                    "location ^~"
-                ):
-                    prefixes.setdefault(matcher.patterns[0], matcher)
-                elif matcher.method is MatchMethod.REG:
-                    regexes.setdefault(matcher.text, matcher)
+            chain = _chain(rule.condition)
+            if not chain:
+                continue
+            matcher = chain[-1]
+            # `location ^~ /x` stops the regex search, so a regex cannot take its requests.
+            if matcher.method is MatchMethod.BEG and not matcher.text.startswith("location ^~"):
+                prefixes.setdefault(_key(matcher), chain)
+            elif matcher.method is MatchMethod.REG:
+                regexes.setdefault(_key(matcher), chain)
         yield frontend.name, prefixes, list(regexes.values())
 
 
@@ -106,10 +133,15 @@ def check_regex_captures_prefix(context: CheckContext, options: Options) -> Iter
         return
     seen: set[tuple[str, str]] = set()
     for frontend, prefixes, regexes in _locations(context):
-        for regex in regexes:
-            for prefix, prefix_matcher in prefixes.items():
+        for regex_chain in regexes:
+            regex = regex_chain[-1]
+            for prefix_chain in prefixes.values():
+                prefix_matcher = prefix_chain[-1]
+                prefix = prefix_matcher.patterns[0]
                 key = (regex.text, prefix_matcher.text)
                 if prefix == "/" or key in seen or not _overlaps(regex, prefix):
+                    continue
+                if not _competes(regex_chain, prefix_chain):
                     continue
                 seen.add(key)
                 share = _captured_share(regex, prefix, context.profile)
