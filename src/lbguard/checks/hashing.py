@@ -14,6 +14,7 @@ from lbguard.checks.keys import hashes_client_address, ip_hash_unit, key_spread
 from lbguard.checks.pools import active_servers, method_text
 from lbguard.checks.wording import join_names, percent, times
 from lbguard.model import Algorithm, HashMethod, Pool, Product, Server, Severity
+from lbguard.predict.nginx import with_real_ip
 
 # --------------------------------------------------------------------------------------
 # LB205 balancing.hash-few-keys
@@ -166,6 +167,8 @@ def _client_weights(context: CheckContext, pool: Pool, per_subnet: bool) -> Coun
         return None
     weights = context.pool_weights(pool.name)
     row_weights = weights if weights is not None and weights.sum() > 0 else profile.weight
+    if context.lb.product is Product.NGINX:
+        profile = with_real_ip(pool, profile)
     clients: Counter[str] = Counter()
     for address, weight in zip(profile.client_ip.tolist(), row_weights.tolist(), strict=True):
         if weight > 0:

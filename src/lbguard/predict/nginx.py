@@ -9,10 +9,11 @@ per ``server`` line.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import urllib.parse
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -35,7 +36,17 @@ from lbguard.predict.balancer import Health, PoolOutcome, PoolRequests
 from lbguard.predict.result import ShareMethod
 from lbguard.traffic import TrafficProfile, header_key
 
-__all__ = ["UnknownKeyError", "balance", "choose", "evaluate_key", "key_rows", "sequence"]
+__all__ = [
+    "UnknownKeyError",
+    "balance",
+    "choose",
+    "evaluate_key",
+    "key_rows",
+    "sequence",
+    "with_real_ip",
+]
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 """An nginx variable reference, ``$name`` or ``${name}``."""
@@ -239,6 +250,7 @@ def _place_rows(
 ) -> npt.NDArray[np.int64]:
     """Return the server line each of the profile's ``rows`` lands on, FALLBACK for round
     robin. Raise UnknownKeyError when the key cannot be computed."""
+    profile = with_real_ip(pool, profile)
     primary = peers.primary
     weights = [peer.weight for peer in primary]
     usable = [peer.usable for peer in primary]
@@ -573,3 +585,79 @@ def sequence(pool: Pool, count: int, health: Health | None = None) -> list[str]:
         current[best] -= total
         picks.append(pool.servers[group[best].server].name)
     return picks
+
+
+# Client address
+
+
+def _trusted(address: str, networks: Sequence[IpNetwork]) -> bool:
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed.version == network.version and parsed in network for network in networks)
+
+
+def _real_address(
+    address: str, header: str, networks: Sequence[IpNetwork], header_name: str, recursive: bool
+) -> str:
+    """Return the client address nginx 1.22 uses after ngx_http_realip_module: for a
+    trusted connection, the header's address (for X-Forwarded-For the last address, or with
+    real_ip_recursive on the last one that is not trusted); else the connection address."""
+    if not _trusted(address, networks) or not header.strip():
+        return address
+    if header_name != "x-forwarded-for":
+        candidates = [header.strip()]
+    else:
+        candidates = [part.strip() for part in header.split(",") if part.strip()]
+    if not candidates:
+        return address
+    chosen = candidates[-1]
+    if recursive:
+        for candidate in reversed(candidates):
+            chosen = candidate
+            if not _trusted(candidate, networks):
+                break
+    try:
+        return str(ipaddress.ip_address(chosen))
+    except ValueError:
+        # An invalid address leaves the connection address in place (ngx_inet_addr fails).
+        return address
+
+
+def _realip_settings(pool: Pool) -> tuple[list[IpNetwork], str, bool]:
+    networks: list[IpNetwork] = []
+    header_name = "x-real-ip"
+    recursive = False
+    for option in pool.options:
+        name, _, value = option.partition(" ")
+        value = value.strip()
+        if name == "set_real_ip_from":
+            try:
+                networks.append(ipaddress.ip_network(value, strict=False))
+            except ValueError:
+                continue
+        elif name == "real_ip_header":
+            header_name = value.lower()
+        elif name == "real_ip_recursive":
+            recursive = value == "on"
+    return networks, header_name, recursive
+
+
+def with_real_ip(pool: Pool, profile: TrafficProfile) -> TrafficProfile:
+    """Return ``profile`` with each row's client address as nginx sees it in ``pool``
+    after the realip directives the pool's http block sets; ``profile`` itself when
+    none applies or the profile lacks the header the directives read."""
+    networks, header_name, recursive = _realip_settings(pool)
+    if not networks or "client_ip" not in profile.known:
+        return profile
+    if header_key(header_name) not in profile.known:
+        return profile
+    header = profile.headers[header_name]
+    pairs = list(zip(profile.client_ip.tolist(), header.tolist(), strict=True))
+    results = {
+        pair: _real_address(str(pair[0]), str(pair[1]), networks, header_name, recursive)
+        for pair in dict.fromkeys(pairs)
+    }
+    addresses = np.fromiter(map(results.__getitem__, pairs), dtype=object, count=len(pairs))
+    return replace(profile, client_ip=addresses)

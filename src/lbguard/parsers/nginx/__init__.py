@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 SETTINGS = ("worker_processes", "set_real_ip_from", "real_ip_header", "real_ip_recursive")
 """Directives whose values checks read (worker count, realip configuration)."""
 
+REALIP = ("set_real_ip_from", "real_ip_header", "real_ip_recursive")
+"""realip directives the nginx prediction applies to HTTP pools' client addresses."""
+
 
 def parse_nginx(
     paths: str | Path | Sequence[str | Path],
@@ -66,8 +69,10 @@ def parse_nginx(
 
     http_pools = PoolBuilder(resolve, Mode.HTTP)
     frontends: list[Frontend] = []
+    http_settings: list[tuple[str, str]] = []
     for block in http:
-        settings.extend(_settings(block.block or ()))
+        http_settings.extend(_settings(block.block or ()))
+    settings.extend(http_settings)
     base = os.path.dirname(os.path.abspath(paths[0])) if paths else ""
     frontends.extend(_build_http(http, http_pools, diagnostics, base))
     stream_pools = PoolBuilder(resolve, Mode.TCP)
@@ -75,7 +80,7 @@ def parse_nginx(
     diagnostics.extend(http_pools.diagnostics)
     diagnostics.extend(stream_pools.diagnostics)
 
-    pools = list(http_pools.pools)
+    pools = _with_realip(http_pools.pools, http_settings)
     frontends = _merge_stream_pools(pools, stream_pools.pools, frontends)
     logger.info(
         "read %d nginx files: %d pools, %d frontends", len(files), len(pools), len(frontends)
@@ -88,6 +93,16 @@ def parse_nginx(
         diagnostics=tuple(sorted(diagnostics, key=lambda d: (d.location.file, d.location.line))),
         settings=tuple(settings),
     )
+
+
+def _with_realip(pools: Sequence[Pool], settings: Sequence[tuple[str, str]]) -> list[Pool]:
+    """Add the http block's realip directives to each HTTP pool's options: nginx 1.22
+    (ngx_http_realip_module) replaces the client address that ip_hash and $remote_addr
+    read before the request reaches the upstream."""
+    realip = tuple(f"{name} {value}" for name, value in settings if name in REALIP)
+    if not realip:
+        return list(pools)
+    return [replace(pool, options=pool.options + realip) for pool in pools]
 
 
 def _top_level(config: ConfigFiles, path: str) -> tuple[Directive, ...]:
