@@ -181,3 +181,20 @@ def test_database_spills_to_its_own_directory() -> None:
         assert limit == "244.1 MiB"
         assert Path(spill).is_dir()
     assert not Path(spill).exists()
+
+
+@pytest.mark.parametrize("target", ["log", "glob", "regions"])
+def test_output_may_not_replace_an_input(
+    incident: Path, regions: Path, target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = incident.read_bytes()
+    output = {"log": incident, "glob": incident, "regions": regions}[target]
+    log = str(incident.parent / "*.log") if target == "glob" else str(incident)
+
+    code = main(["logs", log, "--regions", str(regions), "-o", str(output)])
+    _, err = capsys.readouterr()
+
+    assert code == ExitCode.ERROR
+    assert "would replace it" in err
+    assert incident.read_bytes() == before
+    assert "us-east" in regions.read_text(encoding="utf-8")

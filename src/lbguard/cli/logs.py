@@ -8,7 +8,9 @@ not, 2 for usage or input errors.
 from __future__ import annotations
 
 import argparse
+import glob
 import io
+import os
 import logging
 import re
 import sys
@@ -20,6 +22,7 @@ from rich.console import Console
 
 from lbguard.analysis import AnalysisOptions, LogAnalysis, analyse, load_region_map
 from lbguard.analysis.windows import parse_window
+from lbguard.cli.check_inputs import check_output_path
 from lbguard.cli.main import ExitCode
 from lbguard.errors import LbguardError
 from lbguard.logs import list_formats, load_logs, parse_field_map
@@ -141,6 +144,7 @@ def run(args: argparse.Namespace) -> ExitCode:
 
 def _logs(args: argparse.Namespace, errors: Console, con: Any) -> ExitCode:
     window = parse_window(args.window)
+    check_output_path(args.output, _inputs(args.logs, args.regions))
     field_map = parse_field_map(args.field_map) if args.field_map else None
     load = load_logs(
         args.logs,
@@ -170,6 +174,22 @@ def _logs(args: argparse.Namespace, errors: Console, con: Any) -> ExitCode:
             hint="check --log-format and the malformed-line samples in the report",
         )
     return ExitCode.FINDINGS if analysis.onset is not None else ExitCode.OK
+
+
+def _inputs(logs: list[str], regions: str | None) -> list[tuple[str, str]]:
+    """Pair every input file with the option that named it, globs expanded, so that
+    ``-o`` cannot replace one of them."""
+    inputs: list[tuple[str, str]] = []
+    for source in logs:
+        if source == "-":
+            continue
+        if os.path.exists(source) or not glob.has_magic(source):
+            inputs.append((source, "LOG"))
+        else:
+            inputs.extend((match, "LOG") for match in sorted(glob.glob(source)))
+    if regions is not None:
+        inputs.append((regions, "--regions"))
+    return inputs
 
 
 def _write(analysis: LogAnalysis, fmt: str, output: str | None, options: RenderOptions) -> None:
