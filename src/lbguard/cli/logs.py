@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import glob
 import io
-import os
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable
