@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,20 @@ def test_explain_writes_rules_page(tmp_path: Path) -> None:
     output = tmp_path / "rules.md"
     assert run_explain(["--format", "markdown", "-o", str(output)]) == ExitCode.OK
     assert output.read_text(encoding="utf-8") == rules_markdown(RULES)
+
+
+def _readme_ids(label: str) -> set[str]:
+    readme = (Path(__file__).parent.parent.parent / "README.md").read_text(encoding="utf-8")
+    match = re.search(label + r" \(([^)]*)\)", readme)
+    assert match is not None, label
+    return set(re.findall(r"LB\d{3}", match.group(1)))
+
+
+def test_readme_names_rules_that_need_traffic() -> None:
+    needs = {rule.id for rule in RULES if rule.needs == "traffic"}
+    assert _readme_ids("rules that need a traffic profile") == needs
+
+
+def test_readme_names_rules_a_profile_sharpens() -> None:
+    sharpens = {rule.id for rule in RULES if rule.needs == "sharpens"}
+    assert _readme_ids("rules that a profile sharpens") == sharpens

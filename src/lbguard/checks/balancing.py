@@ -113,7 +113,7 @@ OVER_FAIR_SHARE = Rule(
             minimum=1.0,
         ),
     ),
-    needs="traffic",
+    needs="sharpens",
     examples=(
         Example(
             Product.HAPROXY,

@@ -147,7 +147,7 @@ HASH_QUEUE_ON_SERVER = Rule(
     fix_hint="Spread the keys (hash on a key with more values, consistent hashing with "
     "hash-balance-factor), or raise this server's maxconn to match its share.",
     check=check_hash_queue_on_server,
-    needs="traffic",
+    needs="sharpens",
     options=(
         Option(
             "factor",

@@ -190,7 +190,7 @@ CLIENT_ADDRESS_HASH = Rule(
     "HAProxy `http-request set-src hdr(x-forwarded-for)`), or hash a per-user key such as "
     "a session cookie.",
     check=check_client_address_hash,
-    needs="traffic",
+    needs="sharpens",
     options=(
         Option(
             "max_share",

@@ -233,8 +233,9 @@ class Rule:
 
     options: tuple[Option, ...] = ()
     needs: str = "config"
-    """Input the rule reads beyond the configuration: ``config`` (none), ``traffic`` (a
-    traffic profile sharpens or enables it) or ``logs``."""
+    """Input the rule reads beyond the configuration: ``config`` (none), ``traffic`` (runs
+    only with a traffic profile), ``sharpens`` (runs without one; a traffic profile makes
+    it exact) or ``logs``."""
 
     def __post_init__(self) -> None:
         match = _ID.match(self.id)

@@ -196,7 +196,7 @@ REGEX_CAPTURES_PREFIX = Rule(
     fix_hint="Write the prefix location as `location ^~ /prefix/`, or nest the regex "
     "location inside the prefix location.",
     check=check_regex_captures_prefix,
-    needs="traffic",
+    needs="sharpens",
     examples=(
         Example(
             Product.NGINX,

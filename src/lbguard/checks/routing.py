@@ -187,6 +187,7 @@ UNREACHABLE_RULE = Rule(
     "broad rule's pool takes the extra load.",
     fix_hint="Move the specific rule above the broad one, or narrow the broad rule's condition.",
     check=check_unreachable_rules,
+    needs="sharpens",
     examples=(
         Example(
             Product.HAPROXY,

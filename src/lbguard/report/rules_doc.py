@@ -14,7 +14,9 @@ from lbguard.model import Product
 
 NEEDS = {
     "config": "the configuration only",
-    "traffic": "the configuration; a traffic profile (--traffic) enables or sharpens it",
+    "traffic": "the configuration and a traffic profile: needs --traffic, without one "
+    "the rule does not run",
+    "sharpens": "the configuration; a traffic profile (--traffic) sharpens it",
     "logs": "access logs (--logs) besides the configuration",
 }
 """Description of each `Rule.needs` value."""
