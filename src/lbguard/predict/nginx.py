@@ -601,9 +601,12 @@ def _trusted(address: str, networks: Sequence[IpNetwork]) -> bool:
 def _real_address(
     address: str, header: str, networks: Sequence[IpNetwork], header_name: str, recursive: bool
 ) -> str:
-    """Return the client address nginx 1.22 uses after ngx_http_realip_module: for a
-    trusted connection, the header's address (for X-Forwarded-For the last address, or with
-    real_ip_recursive on the last one that is not trusted); else the connection address."""
+    """Return the client address after nginx 1.22 ngx_http_realip_module.
+
+    A connection from a trusted address takes the header's address. For X-Forwarded-For
+    that is the last address, or with real_ip_recursive on the last untrusted one. Any
+    other connection keeps its own address.
+    """
     if not _trusted(address, networks) or not header.strip():
         return address
     if header_name != "x-forwarded-for":
@@ -645,9 +648,12 @@ def _realip_settings(pool: Pool) -> tuple[list[IpNetwork], str, bool]:
 
 
 def with_real_ip(pool: Pool, profile: TrafficProfile) -> TrafficProfile:
-    """Return ``profile`` with each row's client address as nginx sees it in ``pool``
-    after the realip directives the pool's http block sets; ``profile`` itself when
-    none applies or the profile lacks the header the directives read."""
+    """Return ``profile`` with each row's client address after the realip directives of
+    the pool's http block.
+
+    Returns ``profile`` itself when no directive applies or the profile lacks the header
+    the directives read.
+    """
     networks, header_name, recursive = _realip_settings(pool)
     if not networks or "client_ip" not in profile.known:
         return profile
