@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from lbguard.analysis import LogAnalysis, analyse, load_region_map
+from lbguard.analysis import AnalysisOptions, LogAnalysis, analyse, load_region_map
 from lbguard.analysis.compare import observe_and_compare
+from lbguard.analysis.result import ChangeKind
 from lbguard.logs import LogLoad, load_logs
 from lbguard.parsers import load_config
 
@@ -124,3 +125,21 @@ def test_good_config_departs_during_incident(load: LogLoad, timeline: dict[str, 
     assert flagged["be_search"].observed_share > flagged["be_search"].predicted_share
     assert "be_api" in flagged
     assert flagged["be_api"].observed == 0
+
+
+@pytest.mark.parametrize("seconds", [5, 20, 30, 60])
+def test_onset_found_at_every_window_width(
+    load: LogLoad, timeline: dict[str, Any], seconds: int
+) -> None:
+    width = timedelta(seconds=seconds)
+    analysis = analyse(load.con, files=load.files, options=AnalysisOptions(window=width))
+    onset = analysis.onset
+    bad = reload_time(timeline, "haproxy-bad.cfg")
+    fixed = reload_time(timeline, "haproxy-fixed.cfg")
+    kinds = [change.kind for change in analysis.changes]
+
+    assert onset is not None
+    assert bad - width <= onset.at <= bad + width
+    assert kinds.index(ChangeKind.ONSET) < kinds.index(ChangeKind.RECOVERY)
+    assert analysis.recovery is not None
+    assert fixed - width <= analysis.recovery.at <= fixed + width

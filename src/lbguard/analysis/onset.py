@@ -105,13 +105,20 @@ def _segment_bounds(
 ) -> list[tuple[int, int]]:
     """Return (first, last) window indexes of each segment, covering every window."""
     count = len(timeline)
-    if usable.size < 2 * options.min_windows:
+    # A short timeline (a few wide windows) cannot hold two segments of min_windows each
+    # around every change: allow one-window segments there; the chi-square merge below
+    # still joins those that do not differ.
+    min_size = options.min_windows if usable.size >= 4 * options.min_windows else 1
+    if usable.size < 2 * min_size:
         return [(0, count - 1)]
 
     signal = np.column_stack([timeline.server_shares[usable], timeline.error_rate[usable]])
-    noise = _noise_variance(signal)
+    if min_size == 1:
+        noise = _sampling_variance(signal, timeline.requests[usable])
+    else:
+        noise = _noise_variance(signal)
     penalty = options.penalty_factor * np.log(usable.size) * max(noise, 1e-6)
-    algorithm = ruptures.Pelt(model="l2", min_size=options.min_windows, jump=1)
+    algorithm = ruptures.Pelt(model="l2", min_size=min_size, jump=1)
     breaks = algorithm.fit(signal).predict(pen=penalty)
     logger.debug("PELT penalty %.4g over %d windows: breaks %s", penalty, usable.size, breaks)
 
@@ -132,6 +139,13 @@ def _noise_variance(signal: FloatArray) -> float:
     mad = np.median(np.abs(differences - np.median(differences, axis=0)), axis=0)
     sigma = mad / (0.6745 * np.sqrt(2.0))
     return float((sigma**2).sum())
+
+
+def _sampling_variance(signal: FloatArray, requests: np.ndarray) -> float:
+    """Sum over columns of the binomial sampling variance p(1 - p)/n of a window's share,
+    averaged over windows: the noise estimate for timelines too short for differences."""
+    counts = np.maximum(requests.astype(np.float64), 1.0)[:, None]
+    return float((signal * (1.0 - signal) / counts).mean(axis=0).sum())
 
 
 def _merge_small_changes(
@@ -245,6 +259,19 @@ def _elevated(segment: SpanTotals, baseline: SpanTotals, options: OnsetOptions) 
     ) or segment.error_rate - baseline.error_rate >= options.min_error_rise
 
 
+def _rose(before: SpanTotals, after: SpanTotals, options: OnsetOptions) -> bool:
+    """True when the error rate rose by ``min_error_rise``, or traffic concentrated: at
+    least ``min_distance`` moved, some server's share rose past both rise floors and the
+    skew grew."""
+    errors_up = after.error_rate - before.error_rate >= options.min_error_rise
+    concentrated = (
+        bool(np.any(_risen_mask(after, before, options)))
+        and after.skew > before.skew
+        and _distance(before, after) >= options.min_distance
+    )
+    return errors_up or concentrated
+
+
 def _recovered(
     segment: SpanTotals, baseline: SpanTotals, culprits: np.ndarray, options: OnsetOptions
 ) -> bool:
@@ -286,20 +313,22 @@ def _classify(
     options: OnsetOptions,
 ) -> tuple[Change, ...]:
     base = span_totals(timeline, *bounds[baseline])
-    first = span_totals(timeline, *bounds[0])
-    incident = _elevated(first, base, options)
-    # Servers that rose at the onset; a log that starts inside an incident takes those
-    # above the baseline in its first segment.
-    culprits = _risen_mask(first, base, options) if incident else np.zeros(0, dtype=bool)
+    # The onset is the first rise past the floors into a segment elevated against the
+    # baseline, even when the first segment already holds the start of the incident (a
+    # window that straddles the bad change). A recovery needs an onset before it and
+    # metrics that did not get worse.
+    incident = False
+    culprits = np.zeros(len(timeline.server_keys), dtype=bool)
     changes: list[Change] = []
     for i in range(1, len(bounds)):
         before = span_totals(timeline, *bounds[i - 1])
         after = span_totals(timeline, *bounds[i])
-        if not incident and _elevated(after, base, options):
+        rose = _rose(before, after, options)
+        if not incident and rose and _elevated(after, base, options):
             kind = ChangeKind.ONSET
             incident = True
             culprits = _risen_mask(after, base, options)
-        elif incident and _recovered(after, base, culprits, options):
+        elif incident and not rose and _recovered(after, base, culprits, options):
             kind = ChangeKind.RECOVERY
             incident = False
         else:
