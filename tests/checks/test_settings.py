@@ -93,6 +93,13 @@ def test_pyproject_without_table_ignored(tmp_path: Path) -> None:
         ("[rules.LB201]\nfactor = nan\n", 2, "expects a finite number"),
         ("[rules.LB202]\nfactor = inf\n", 2, "expects a finite number"),
         ("a = \n", 1, "invalid TOML"),
+        ('[rules.LB202]\nfactor = "20"\n', 2, "expects a number, not the string '20'"),
+        ("[rules.LB209]\nmin_nodes = 16.5\n", 2, "expects an integer, not 16.5"),
+        (
+            '[rules.LB202]\nfactor = 20.0\n\n[rules."balancing.weight-outlier"]\nfactor = 9.0\n',
+            4,
+            'configured twice, as [rules.LB202] and [rules."balancing.weight-outlier"]',
+        ),
     ],
 )
 def test_settings_error_names_line(text: str, line: int, message: str) -> None:

@@ -70,6 +70,8 @@ class Option:
         expected = "an integer" if integer else "a number"
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise ValueError(f"option {self.name} expects {expected}, not {value!r}")
+        if integer and isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"option {self.name} expects an integer, not {value!r}")
         try:
             converted: OptionValue = int(value) if integer else float(value)
         except ValueError:

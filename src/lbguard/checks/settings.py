@@ -221,18 +221,37 @@ class _Reader:
     def options(self, rules: Any) -> dict[str, dict[str, OptionValue]]:
         if not isinstance(rules, dict):
             raise self.error((), "rules", "rules must be a table", "write [rules.LB201] tables")
+        seen: dict[str, str] = {}
         for key, values in rules.items():
             if not isinstance(values, dict):
                 raise self.error(
                     ("rules",), key, f"rules.{key} must be a table of options",
                     f"write [rules.{key}] followed by option = value lines",
                 )  # fmt: skip
-            if find_rule(key) is None:
+            rule = find_rule(key)
+            if rule is None:
                 raise self.error(
                     ("rules",), key, f"unknown rule {key!r}",
                     "name a rule by id (LB201) or dotted name (balancing.server-over-fair-share)",
                 )  # fmt: skip
+            if rule.id in seen:
+                raise self.error(
+                    ("rules",), key,
+                    f"rule {rule.id} is configured twice, as {_table(seen[rule.id])} and "
+                    f"{_table(key)}",
+                    "keep one table per rule, named by id or by dotted name",
+                )  # fmt: skip
+            seen[rule.id] = key
             for name, value in values.items():
+                option = rule.option(name)
+                if isinstance(value, str) and option is not None:
+                    expected = "an integer" if isinstance(option.default, int) else "a number"
+                    raise self.error(
+                        ("rules", key), name,
+                        f"rule {rule.id}: option {name} expects {expected}, not the "
+                        f"string {value!r}",
+                        f"write {name} = {value.strip()} without quotes",
+                    )  # fmt: skip
                 try:
                     resolve_options({key: {name: value}})
                 except CheckOptionError as error:
@@ -257,6 +276,10 @@ class _Reader:
                 )  # fmt: skip
             result[key] = float(value)
         return result
+
+
+def _table(key: str) -> str:
+    return f'[rules."{key}"]' if "." in key else f"[rules.{key}]"
 
 
 _SELECTOR_HINT = "use rule ids (LB201), id prefixes (LB2), families (balancing) or names"
