@@ -89,3 +89,24 @@ def test_suppression_without_reason_keeps_finding(audit: AuditFactory) -> None:
     assert ("LB202", str(result.config), line) in result.finding_keys("LB202")
     assert ("LB003", str(result.config), line) in result.finding_keys("LB003")
     assert "no reason given" in result.of("LB003")[0].reason
+
+
+def test_suppression_rules_cannot_be_suppressed() -> None:
+    [by_id] = parse_suppressions("f.cfg", ["# lbguard: ignore LB002 reason: keep"])
+    [by_name] = parse_suppressions(
+        "f.cfg", ["# lbguard: ignore config.invalid-suppression reason: keep"]
+    )
+    assert by_id.problem == "LB002 and LB003 cannot be suppressed"
+    assert by_name.problem == "LB002 and LB003 cannot be suppressed"
+
+
+def test_suppressing_lb002_yields_lb003(audit: AuditFactory) -> None:
+    result = audit(
+        POOL.format(web3="    # lbguard: ignore LB002 reason: keep\n"
+                    "    server web3 127.0.0.1:9003 check weight 10")
+    )  # fmt: skip
+    line = result.line_of("lbguard: ignore LB002")
+    [finding] = result.of("LB003")
+    assert ("LB003", str(result.config), line) in result.finding_keys("LB003")
+    assert "LB002 and LB003 cannot be suppressed" in finding.reason
+    assert result.of("LB002") == []

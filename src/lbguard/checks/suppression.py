@@ -4,7 +4,8 @@ The comment ``# lbguard: ignore LB201 reason: capacity is 10x`` silences the nam
 findings that involve its line. Written after a statement it applies to that line; on a
 line of its own it applies to the next line that is neither blank nor a comment. Several
 rules are separated by commas or spaces, and each may be an id or a dotted name. A
-suppression without a reason, or naming an unknown rule, silences nothing.
+suppression without a reason, naming an unknown rule, or naming LB002 or LB003 (the
+rules that report suppressions) silences nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from lbguard.model import Location
 
 _MARKER = re.compile(r"#\s*lbguard:\s*(?P<body>.*)$", re.IGNORECASE)
 _REASON = re.compile(r"\breason:", re.IGNORECASE)
+
+# The rules that report suppressions themselves: silencing them would hide a suppression
+# that silences nothing or is invalid.
+_UNSUPPRESSIBLE = frozenset(
+    {"LB002", "LB003", "config.unused-suppression", "config.invalid-suppression"}
+)
+UNSUPPRESSIBLE_PROBLEM = "LB002 and LB003 cannot be suppressed"
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,8 @@ def _parse(location: Location, target: Location, body: str, text: str) -> Suppre
         return Suppression(location, target, (), reason, text, problem="no rule named")
     if not reason:
         return Suppression(location, target, rules, "", text, problem="no reason given")
+    if any(rule in _UNSUPPRESSIBLE or rule.upper() in _UNSUPPRESSIBLE for rule in rules):
+        return Suppression(location, target, rules, reason, text, problem=UNSUPPRESSIBLE_PROBLEM)
     return Suppression(location, target, rules, reason, text)
 
 
