@@ -198,3 +198,55 @@ def test_output_may_not_replace_an_input(
     assert "would replace it" in err
     assert incident.read_bytes() == before
     assert "us-east" in regions.read_text(encoding="utf-8")
+
+
+def test_region_map_problem_keeps_its_line_break(
+    incident: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    regions = tmp_path / "regions.csv"
+    regions.write_text("cidr,region\n198.51.100.0/24,us-east\nbogus,eu\n", encoding="utf-8")
+
+    main(["logs", str(incident), "--regions", str(regions)])
+    out, _ = capsys.readouterr()
+
+    assert "\\x0a" not in out
+    assert f"{regions}:3: warning: region map row skipped" in out
+    assert "\n  hint: fix or remove the row" in out
+
+
+def test_stderr_escapes_escape_sequences(
+    incident: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    named = tmp_path / "a\x1b[31mb.log"
+    named.write_bytes(incident.read_bytes())
+    weird = tmp_path / "weird.log"
+    weird.write_text("\x1b[2Jnot a log line\n", encoding="utf-8")
+    output = tmp_path / "out\x1b[2J.txt"
+
+    main(["logs", str(named), "-o", str(output)])
+    _, summary = capsys.readouterr()
+    main(["logs", str(weird)])
+    _, detection = capsys.readouterr()
+
+    assert "\x1b" not in summary
+    assert "out\\x1b[2J.txt" in summary
+    assert "\x1b" not in detection
+    assert "\\x1b[2Jnot a log line" in detection
+
+
+def test_log_records_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from lbguard.cli.logs import _clean_log_records
+
+    handler = logging.StreamHandler()
+    logging.getLogger().addHandler(handler)
+    try:
+        with _clean_log_records():
+            logging.getLogger("lbguard.logs").warning("file %s", "x\x1b[2Jy")
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+    err = capsys.readouterr().err
+    assert "\x1b" not in err
+    assert "x\\x1b[2Jy" in err

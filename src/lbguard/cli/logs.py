@@ -8,16 +8,18 @@ not, 2 for usage or input errors.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import io
 import logging
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+import duckdb
 from rich.console import Console
 
 from lbguard.analysis import AnalysisOptions, LogAnalysis, analyse, load_region_map
@@ -134,12 +136,47 @@ def memory_limit(text: str) -> str:
 
 def run(args: argparse.Namespace) -> ExitCode:
     errors = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
-    try:
-        with open_database(args.memory_limit) as con:
-            return _logs(args, errors, con)
-    except LbguardError as error:
-        errors.print(clean_message(f"lbguard: error: {error}"))
+    with _clean_log_records():
+        try:
+            with open_database(args.memory_limit) as con:
+                return _logs(args, errors, con)
+        except LbguardError as error:
+            say(errors, f"lbguard: error: {error}")
+        except duckdb.Error as error:
+            # DuckDB's own text can quote whole input lines: keep its first line only.
+            first = str(error).strip().split("\n", 1)[0]
+            say(errors, f"lbguard: error: the logs could not be read: {first}")
         return ExitCode.ERROR
+
+
+def say(errors: Console, text: str) -> None:
+    """Print a message on stderr with its control characters escaped line by line: file
+    names and log lines in it come from the inputs."""
+    errors.print(clean_message(text))
+
+
+class _CleanRecord(logging.Filter):
+    """Escape control characters in a log record, as `say` does."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = clean_message(record.getMessage())
+        record.args = None
+        return True
+
+
+@contextlib.contextmanager
+def _clean_log_records() -> Iterator[None]:
+    """Route the warnings of the log readers through `clean_message` while the command
+    runs."""
+    handlers = logging.getLogger().handlers
+    record_filter = _CleanRecord()
+    for handler in handlers:
+        handler.addFilter(record_filter)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(record_filter)
 
 
 def _logs(args: argparse.Namespace, errors: Console, con: Any) -> ExitCode:
@@ -167,7 +204,7 @@ def _logs(args: argparse.Namespace, errors: Console, con: Any) -> ExitCode:
         options=AnalysisOptions(window=window),
     )
     _write(analysis, args.format, args.output, RenderOptions(limit=args.limit))
-    errors.print(_summary(analysis, args.output))
+    say(errors, _summary(analysis, args.output))
     if analysis.stats.requests == 0:
         raise LbguardError(
             "no request could be read from " + ", ".join(args.logs),

@@ -28,7 +28,7 @@ from lbguard.analysis.result import (
     Timeline,
 )
 from lbguard.analysis.windows import format_window
-from lbguard.report.interface import RenderOptions, clean
+from lbguard.report.interface import RenderOptions, clean, clean_message
 from lbguard.report.text import make_console, percent
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -55,7 +55,7 @@ def render_logs_text(analysis: LogAnalysis, stream: TextIO, options: RenderOptio
     if analysis.diagnostics:
         console.print(_heading("Input problems"))
         for diagnostic in analysis.diagnostics:
-            console.print(Text(clean(str(diagnostic))))
+            console.print(Text(clean_message(str(diagnostic))))
 
 
 def clock(value: datetime) -> str:
