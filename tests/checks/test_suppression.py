@@ -5,6 +5,7 @@ from __future__ import annotations
 from audit_support import AuditFactory
 
 from lbguard.checks.suppression import parse_suppressions
+from lbguard.model import Product
 
 POOL = """
 defaults
@@ -110,3 +111,23 @@ def test_suppressing_lb002_yields_lb003(audit: AuditFactory) -> None:
     assert ("LB003", str(result.config), line) in result.finding_keys("LB003")
     assert "LB002 and LB003 cannot be suppressed" in finding.reason
     assert result.of("LB002") == []
+
+
+def test_quoted_marker_in_haproxy_argument_is_no_suppression() -> None:
+    line = 'http-request set-header X-Note "# lbguard: ignore LB202 reason: x"'
+    assert parse_suppressions("f.cfg", [line], Product.HAPROXY) == []
+
+
+def test_haproxy_comment_after_quoted_hash_is_read() -> None:
+    line = 'http-request set-header X-Note "#1" # lbguard: ignore LB202 reason: x'
+    [item] = parse_suppressions("f.cfg", [line], Product.HAPROXY)
+    assert item.rules == ("LB202",)
+    assert item.target.line == 1
+
+
+def test_quoted_marker_reports_no_invalid_suppression(audit: AuditFactory) -> None:
+    result = audit(
+        POOL.format(web3="    http-request set-header X-Note \"# lbguard: ignore LB9 x\"\n"
+                    "    server web3 127.0.0.1:9003 check weight 10")
+    )  # fmt: skip
+    assert result.of("LB003") == []

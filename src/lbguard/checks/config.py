@@ -122,7 +122,7 @@ UNUSED_SUPPRESSION = Rule(
 def check_invalid_suppressions(context: CheckContext, options: Options) -> Iterator[Finding]:
     from lbguard.checks.registry import find_rule
 
-    for suppression in read_suppressions(context.lb.files):
+    for suppression in read_suppressions(context.lb.files, context.lb.product):
         problem = suppression.problem
         if not problem:
             unknown = [rule for rule in suppression.rules if find_rule(rule) is None]

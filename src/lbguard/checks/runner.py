@@ -87,7 +87,7 @@ def run_audit(
 
     suppressed: tuple[SuppressedFinding, ...] = ()
     if suppress:
-        suppressions = read_suppressions(context.lb.files)
+        suppressions = read_suppressions(context.lb.files, context.lb.product)
         ids = {key: rule.id for rule in RULES for key in (rule.id, rule.name)}
         outcome = apply_suppressions(findings, suppressions, ids)
         findings = list(outcome.kept)

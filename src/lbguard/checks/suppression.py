@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lbguard.checks.interface import Finding
-from lbguard.model import Location
+from lbguard.model import Location, Product
+from lbguard.parsers.haproxy.lexer import LineError, split_words
 
 _MARKER = re.compile(r"#\s*lbguard:\s*(?P<body>.*)$", re.IGNORECASE)
 _REASON = re.compile(r"\breason:", re.IGNORECASE)
@@ -58,24 +59,27 @@ class SuppressedFinding:
     suppression: Suppression
 
 
-def read_suppressions(files: Iterable[str]) -> list[Suppression]:
-    """Return the suppressions in the configuration files; unreadable files are skipped
-    because the parser has already reported them."""
+def read_suppressions(files: Iterable[str], product: Product | None) -> list[Suppression]:
+    """Return the suppressions in the configuration files of ``product``; unreadable files
+    are skipped because the parser has already reported them."""
     found: list[Suppression] = []
     for name in files:
         try:
             text = Path(name).read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
-        found.extend(parse_suppressions(name, text.splitlines()))
+        found.extend(parse_suppressions(name, text.splitlines(), product))
     return found
 
 
-def parse_suppressions(name: str, lines: Sequence[str]) -> list[Suppression]:
-    """Return the suppressions of one file's lines."""
+def parse_suppressions(
+    name: str, lines: Sequence[str], product: Product | None = None
+) -> list[Suppression]:
+    """Return the suppressions of one file's lines; for HAProxy only those in comments, so
+    that a quoted ``# lbguard:`` inside an argument is not read as one."""
     found: list[Suppression] = []
     for index, line in enumerate(lines):
-        match = _MARKER.search(line)
+        match = _MARKER.search(line, _comment_start(line, product))
         if match is None:
             continue
         location = Location(name, index + 1)
@@ -83,6 +87,17 @@ def parse_suppressions(name: str, lines: Sequence[str]) -> list[Suppression]:
         target = location if code else Location(name, _next_statement(lines, index))
         found.append(_parse(location, target, match.group("body").strip(), match.group(0)))
     return found
+
+
+def _comment_start(line: str, product: Product | None) -> int:
+    """Return where the line's comment may start: for HAProxy, where its lexer ends the
+    line's words (a ``#`` inside quotes starts no comment); else 0."""
+    if product is not Product.HAPROXY:
+        return 0
+    try:
+        return split_words(line).end
+    except LineError:
+        return 0
 
 
 def _next_statement(lines: Sequence[str], index: int) -> int:
