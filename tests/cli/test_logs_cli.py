@@ -250,3 +250,36 @@ def test_log_records_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     err = capsys.readouterr().err
     assert "\x1b" not in err
     assert "x\\x1b[2Jy" in err
+
+
+ROOT = HERE.parents[1]
+
+
+def test_readme_lists_every_option() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Usage: `lbguard logs`", 1)[1].split("\n## ", 1)[0]
+    from lbguard.cli.main import build_parser
+
+    parser = build_parser(["logs"])
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    logs = subparsers.choices["logs"]  # type: ignore[attr-defined]
+    options = [o for a in logs._actions for o in a.option_strings if o.startswith("--")]
+
+    assert options
+    for option in options:
+        if option != "--help":
+            assert f"`{option}" in section or f"[{option}" in section, option
+    for code in ("| 0 |", "| 1 |", "| 2 |"):
+        assert code in section
+
+
+def test_json_schema_doc_names_every_key(
+    incident: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["logs", str(incident), "--format", "json"])
+    document = json.loads(capsys.readouterr().out)
+    docs = (ROOT / "docs" / "json-schema.md").read_text(encoding="utf-8")
+    section = docs.split("## `lbguard logs --format json`", 1)[1]
+
+    for key in document:
+        assert f"`{key}`" in section, key
