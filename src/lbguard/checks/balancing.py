@@ -102,8 +102,21 @@ OVER_FAIR_SHARE = Rule(
     "distinct values (one busy client, one hot URL) is the usual cause. Deliberate "
     "weights are fair by definition; a weight typo is reported as LB202.",
     fix_hint="For hashed pools, hash on a key with more distinct values or use consistent "
-    "hashing with a bounded load (hash-balance-factor). With capacity hints, set the "
-    "weights in proportion to the capacity.",
+    "hashing with a bounded load. With capacity hints, set the weights in proportion to "
+    "the capacity.",
+    product_fix_hints=(
+        (
+            Product.HAPROXY,
+            "For hashed pools, hash on a key with more distinct values or bound the load "
+            "with `hash-balance-factor`. With capacity hints, set the weights in proportion "
+            "to the capacity.",
+        ),
+        (
+            Product.NGINX,
+            "For hashed pools, hash on a key with more distinct values (`hash $request_uri "
+            "consistent;`). With capacity hints, set the weights in proportion to the capacity.",
+        ),
+    ),
     check=check_over_fair_share,
     options=(
         Option(

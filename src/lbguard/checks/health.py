@@ -122,8 +122,19 @@ PARTIAL_HEALTH_CHECKS = Rule(
     rationale="A server added later without `check`, or with max_fails=0, is never taken "
     "out of rotation. Its share of requests fails during an outage while the pool "
     "looks monitored.",
-    fix_hint="Give every server of the pool the same health-check settings, for example "
-    "with `default-server check` in HAProxy.",
+    fix_hint="Give every server of the pool the same health-check settings.",
+    product_fix_hints=(
+        (
+            Product.HAPROXY,
+            "Give every server of the pool the same health-check settings, for example "
+            "with `default-server check`.",
+        ),
+        (
+            Product.NGINX,
+            "Give every server of the pool the same health-check settings: remove "
+            "`max_fails=0`, so that each server keeps max_fails at 1 or more.",
+        ),
+    ),
     check=check_partial_health_checks,
     examples=(
         Example(

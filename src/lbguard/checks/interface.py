@@ -227,13 +227,16 @@ class Rule:
     """Why the situation hurts: what happens to traffic."""
 
     fix_hint: str
-    """The usual fix."""
+    """The usual fix, for every product."""
 
     check: Check = field(compare=False, repr=False)
     examples: tuple[Example, ...] = ()
     """One bad and good example per product the rule applies to."""
 
     options: tuple[Option, ...] = ()
+    product_fix_hints: tuple[tuple[Product, str], ...] = ()
+    """Fix hints of the products whose fix differs from `fix_hint`."""
+
     needs: str = "config"
     """Input the rule reads beyond the configuration: ``config`` (none), ``traffic`` (runs
     only with a traffic profile), ``sharpens`` (runs without one; a traffic profile makes
@@ -263,6 +266,10 @@ class Rule:
     def products(self) -> tuple[Product, ...]:
         """Products the rule applies to: those it has examples for."""
         return tuple(example.product for example in self.examples)
+
+    def fix_hint_for(self, product: Product) -> str:
+        """Return the fix hint for findings on ``product``'s configuration."""
+        return dict(self.product_fix_hints).get(product, self.fix_hint)
 
     def example(self, product: Product) -> Example | None:
         for example in self.examples:

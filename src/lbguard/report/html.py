@@ -75,7 +75,7 @@ def page_context(report: CheckReport, options: RenderOptions) -> dict[str, Any]:
         {
             "severity": str(level),
             "findings": [
-                _finding(finding, rules.get(finding.rule_id), sources)
+                _finding(finding, rules.get(finding.rule_id), report, sources)
                 for finding in report.findings
                 if finding.severity is level
             ],
@@ -141,7 +141,9 @@ def _where(location: Location) -> str:
     return clean(str(location)) if location.file else "-"
 
 
-def _finding(finding: Finding, rule: Rule | None, sources: SourceLines) -> dict[str, Any]:
+def _finding(
+    finding: Finding, rule: Rule | None, report: CheckReport, sources: SourceLines
+) -> dict[str, Any]:
     quoted = []
     for location in finding.locations[:8]:
         text = sources.line(location)
@@ -154,7 +156,7 @@ def _finding(finding: Finding, rule: Rule | None, sources: SourceLines) -> dict[
         "line": finding.location.line,
         "reason": clean(finding.reason),
         "quoted": quoted,
-        "fix": rule.fix_hint if rule is not None else "",
+        "fix": rule.fix_hint_for(report.lb.product) if rule is not None else "",
     }
 
 

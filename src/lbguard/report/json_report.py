@@ -54,7 +54,8 @@ def report_document(report: CheckReport) -> JsonObject:
             "by_severity": {str(level): report.count(level) for level in Severity},
         },
         "findings": [
-            _finding(finding, rules.get(finding.rule_id), sources) for finding in report.findings
+            _finding(finding, rules.get(finding.rule_id), report, sources)
+            for finding in report.findings
         ],
         "rules": [_rule(rule, report) for rule in report.rules],
         "routes": [_route(share) for share in prediction.rules],
@@ -80,7 +81,9 @@ def report_document(report: CheckReport) -> JsonObject:
         "assumptions": list(prediction.assumptions),
         "suppressed": [
             {
-                "finding": _finding(item.finding, rules.get(item.finding.rule_id), sources),
+                "finding": _finding(
+                    item.finding, rules.get(item.finding.rule_id), report, sources
+                ),
                 "suppression": {
                     "location": _location(item.suppression.location),
                     "rules": list(item.suppression.rules),
@@ -105,7 +108,9 @@ def _location(location: Location, sources: SourceLines | None = None) -> JsonObj
     return data
 
 
-def _finding(finding: Finding, rule: Rule | None, sources: SourceLines) -> JsonObject:
+def _finding(
+    finding: Finding, rule: Rule | None, report: CheckReport, sources: SourceLines
+) -> JsonObject:
     return {
         "rule_id": finding.rule_id,
         "rule_name": rule.name if rule is not None else None,
@@ -113,7 +118,7 @@ def _finding(finding: Finding, rule: Rule | None, sources: SourceLines) -> JsonO
         "reason": finding.reason,
         "subject": finding.subject,
         "locations": [_location(location, sources) for location in finding.locations],
-        "fix_hint": rule.fix_hint if rule is not None else None,
+        "fix_hint": rule.fix_hint_for(report.lb.product) if rule is not None else None,
         "metrics": {name: _number(value) for name, value in finding.metrics.items()},
     }
 
@@ -126,7 +131,7 @@ def _rule(rule: Rule, report: CheckReport) -> JsonObject:
         "severity": str(rule.severity),
         "summary": rule.summary,
         "rationale": rule.rationale,
-        "fix_hint": rule.fix_hint,
+        "fix_hint": rule.fix_hint_for(report.lb.product),
         "options": dict(report.options.get(rule.id, rule.default_options())),
     }
 

@@ -58,7 +58,7 @@ def render_markdown(report: CheckReport, stream: TextIO, options: RenderOptions)
             continue
         lines += ["", f"### {SEVERITY_TITLES[severity]} ({len(findings)})"]
         for finding in findings:
-            lines += ["", *_finding(finding, rules.get(finding.rule_id), sources)]
+            lines += ["", *_finding(finding, rules.get(finding.rule_id), report, sources)]
     if report.suppressed:
         lines += ["", f"### Suppressed ({len(report.suppressed)})", ""]
         for item in report.suppressed:
@@ -102,7 +102,9 @@ def _summary(report: CheckReport) -> list[str]:
     ]
 
 
-def _finding(finding: Finding, rule: Rule | None, sources: SourceLines) -> list[str]:
+def _finding(
+    finding: Finding, rule: Rule | None, report: CheckReport, sources: SourceLines
+) -> list[str]:
     name = f" {code_span(rule.name)}" if rule is not None else ""
     lines = [
         f"**{finding.rule_id}**{name} at {_where(finding.location)}",
@@ -117,7 +119,7 @@ def _finding(finding: Finding, rule: Rule | None, sources: SourceLines) -> list[
     if quoted:
         lines += ["", *code_block(quoted)]
     if rule is not None:
-        lines += ["", f"Fix: {escape(rule.fix_hint)}"]
+        lines += ["", f"Fix: {escape(rule.fix_hint_for(report.lb.product))}"]
     return lines
 
 

@@ -44,6 +44,10 @@ def explain_text(rule: Rule, width: int = 88) -> str:
         "",
         "Fix:",
         _fill(rule.fix_hint, width),
+        *(
+            _fill(f"{PRODUCT_NAMES.get(product, str(product))}: {hint}", width, "  ")
+            for product, hint in rule.product_fix_hints
+        ),
         "",
         f"Reads: {NEEDS.get(rule.needs, rule.needs)}.",
         f"Applies to: {', '.join(PRODUCT_NAMES.get(p, str(p)) for p in rule.products)}.",
@@ -120,6 +124,10 @@ def _rule_section(rule: Rule) -> list[str]:
         "",
         f"**Fix.** {rule.fix_hint}",
     ]
+    if rule.product_fix_hints:
+        lines.append("")
+        for product, hint in rule.product_fix_hints:
+            lines.append(f"- {PRODUCT_NAMES.get(product, str(product))}: {hint}")
     if rule.options:
         lines += ["", "| option | default | meaning |", "|---|---|---|"]
         for option in rule.options:

@@ -77,7 +77,7 @@ def _descriptor(rule: Rule, report: CheckReport) -> JsonObject:
         "defaultConfiguration": {"level": LEVELS[rule.severity]},
         "properties": {
             "tags": [str(rule.family), *(str(product) for product in rule.products)],
-            "fixHint": rule.fix_hint,
+            "fixHint": rule.fix_hint_for(report.lb.product),
         },
     }
     if options:

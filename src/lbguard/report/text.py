@@ -16,7 +16,7 @@ from rich.text import Text
 
 from lbguard.checks import Finding, Rule
 from lbguard.checks.wording import join_names
-from lbguard.model import Location, Severity
+from lbguard.model import Location, Product, Severity
 from lbguard.predict.result import PoolShare, RuleShare, ServerShare
 from lbguard.report.interface import CheckReport, RenderOptions, SourceLines, clean
 
@@ -214,7 +214,8 @@ def _findings(report: CheckReport, sources: SourceLines, width: int) -> Group:
     if not report.findings:
         parts.append(Text("no findings", style="green"))
     for finding in report.findings:
-        parts.extend(_finding(finding, rules.get(finding.rule_id), sources, width))
+        rule = rules.get(finding.rule_id)
+        parts.extend(_finding(finding, rule, report.lb.product, sources, width))
     return Group(*parts)
 
 
@@ -231,7 +232,9 @@ def _indented(text: str, width: int) -> Text:
     )
 
 
-def _finding(finding: Finding, rule: Rule | None, sources: SourceLines, width: int) -> list[Text]:
+def _finding(
+    finding: Finding, rule: Rule | None, product: Product, sources: SourceLines, width: int
+) -> list[Text]:
     title = Text()
     title.append(f"{finding.severity.upper():<7}", style=SEVERITY_STYLES[finding.severity])
     title.append(f" {finding.rule_id}", style="bold")
@@ -250,7 +253,7 @@ def _finding(finding: Finding, rule: Rule | None, sources: SourceLines, width: i
         hidden = len(finding.locations) - MAX_LOCATIONS_SHOWN
         lines.append(Text(f"    ... {hidden} more lines", style="dim"))
     if rule is not None:
-        lines.append(_indented(f"fix: {rule.fix_hint}", width))
+        lines.append(_indented(f"fix: {rule.fix_hint_for(product)}", width))
     return lines
 
 
