@@ -283,3 +283,30 @@ def test_json_schema_doc_names_every_key(
 
     for key in document:
         assert f"`{key}`" in section, key
+
+
+def test_since_until_limit_the_range(incident: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    after_fix = main(["logs", str(incident), "--since", "2026-03-02T22:11:00", "--format", "json"])
+    late = json.loads(capsys.readouterr().out)
+    window = main(
+        ["logs", str(incident), "--since", "2026-03-02T22:55:00+01:00",
+         "--until", "2026-03-02T22:05:00Z", "--format", "json"]
+    )  # fmt: skip
+    around_onset = json.loads(capsys.readouterr().out)
+
+    assert after_fix == ExitCode.OK
+    assert late["first"] >= "2026-03-02T22:11:00"
+    assert late["totals"]["requests"] < 9000
+    assert window == ExitCode.FINDINGS
+    assert around_onset["first"] >= "2026-03-02T21:55:00"
+    assert around_onset["last"] < "2026-03-02T22:05:00"
+
+
+def test_invalid_since_names_the_option(
+    incident: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["logs", str(incident), "--since", "yesterday"])
+    _, err = capsys.readouterr()
+
+    assert code == ExitCode.ERROR
+    assert "--since: invalid time 'yesterday'" in err

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from lbguard.errors import LbguardError
 
@@ -53,3 +54,32 @@ def format_window(width: timedelta) -> str:
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def parse_time(text: str, option: str) -> datetime:
+    """Parse an ISO 8601 time such as ``2026-03-02T22:00:00`` or ``2026-03-02T23:00+01:00``;
+    a time without an offset is UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise LbguardError(
+            f"{option}: invalid time {text!r}",
+            hint="give an ISO 8601 time such as 2026-03-02T22:00:00 (UTC) or "
+            "2026-03-02T23:00:00+01:00",
+        ) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def keep_time_range(con: Any, table: str, since: datetime | None, until: datetime | None) -> int:
+    """Delete the requests before ``since`` or from ``until`` on; return how many."""
+    conditions = []
+    if since is not None:
+        conditions.append(f"ts < TIMESTAMPTZ '{since.isoformat()}'")
+    if until is not None:
+        conditions.append(f"ts >= TIMESTAMPTZ '{until.isoformat()}'")
+    if not conditions:
+        return 0
+    where = " OR ".join(conditions)
+    row = con.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()
+    con.execute(f"DELETE FROM {table} WHERE {where}")
+    return int(row[0]) if row else 0

@@ -23,7 +23,7 @@ import duckdb
 from rich.console import Console
 
 from lbguard.analysis import AnalysisOptions, LogAnalysis, analyse, load_region_map
-from lbguard.analysis.windows import parse_window
+from lbguard.analysis.windows import keep_time_range, parse_time, parse_window
 from lbguard.cli.check_inputs import check_output_path
 from lbguard.cli.main import ExitCode
 from lbguard.errors import LbguardError
@@ -86,6 +86,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="WIDTH",
         help="timeline window width such as 30s, 1m, 5m or 1h; 'auto' picks one that gives "
         "at most 120 windows (default: auto)",
+    )
+    parser.add_argument(
+        "--since",
+        metavar="TIME",
+        help="analyse only requests at or after this ISO 8601 time, such as "
+        "2026-03-02T22:00:00 (UTC unless an offset is given)",
+    )
+    parser.add_argument(
+        "--until",
+        metavar="TIME",
+        help="analyse only requests before this ISO 8601 time",
     )
     parser.add_argument(
         "--regions",
@@ -181,6 +192,13 @@ def _clean_log_records() -> Iterator[None]:
 
 def _logs(args: argparse.Namespace, errors: Console, con: Any) -> ExitCode:
     window = parse_window(args.window)
+    since = parse_time(args.since, "--since") if args.since else None
+    until = parse_time(args.until, "--until") if args.until else None
+    if since is not None and until is not None and until <= since:
+        raise LbguardError(
+            f"--until {args.until} is not after --since {args.since}",
+            hint="give a time range that ends after it starts",
+        )
     check_output_path(args.output, _inputs(args.logs, args.regions))
     field_map = parse_field_map(args.field_map) if args.field_map else None
     load = load_logs(
@@ -192,6 +210,7 @@ def _logs(args: argparse.Namespace, errors: Console, con: Any) -> ExitCode:
         field_map=field_map,
         progress=errors.is_terminal,
     )
+    outside = keep_time_range(load.con, load.table, since, until)
     region_map = (
         load_region_map(args.regions, load.con, field=args.region_field) if args.regions else None
     )
@@ -204,7 +223,12 @@ def _logs(args: argparse.Namespace, errors: Console, con: Any) -> ExitCode:
         options=AnalysisOptions(window=window),
     )
     _write(analysis, args.format, args.output, RenderOptions(limit=args.limit))
-    say(errors, _summary(analysis, args.output))
+    say(errors, _summary(analysis, args.output, outside))
+    if analysis.stats.requests == 0 and outside:
+        raise LbguardError(
+            f"none of the {outside:,} requests read lies between --since and --until",
+            hint="widen the time range; the report shows the files' lines",
+        )
     if analysis.stats.requests == 0:
         raise LbguardError(
             "no request could be read from " + ", ".join(args.logs),
@@ -248,9 +272,11 @@ def _write(analysis: LogAnalysis, fmt: str, output: str | None, options: RenderO
         ) from None
 
 
-def _summary(analysis: LogAnalysis, output: str | None) -> str:
+def _summary(analysis: LogAnalysis, output: str | None, outside: int = 0) -> str:
     malformed = sum(stats.malformed for stats in analysis.files)
     text = f"lbguard: {analysis.stats.requests:,} requests, {malformed:,} malformed lines"
+    if outside:
+        text += f", {outside:,} requests outside --since/--until left out"
     onset = analysis.onset
     if onset is not None:
         text += f"; onset at {onset.at:%Y-%m-%d %H:%M:%S} UTC"
