@@ -168,3 +168,25 @@ def test_pool_skew_per_window(incident_log: Path) -> None:
     # Four web servers at equal weight: max/mean stays near 1 in every window.
     assert float(timeline.pool_skew[:, web].max()) < 1.6
     assert float(timeline.pool_skew[:, web].min()) >= 1.0
+
+
+def test_errors_count_5xx_or_lb_error_once() -> None:
+    import duckdb
+
+    from lbguard.analysis.aggregates import overall_stats
+    from lbguard.logs.schema import create_table_sql
+
+    con = duckdb.connect()
+    con.execute(create_table_sql())
+    rows = [(503, True), (503, False), (403, True), (200, False), (None, True)]
+    for status, lb_error in rows:
+        con.execute(
+            "INSERT INTO requests (ts, status, lb_error) VALUES (TIMESTAMPTZ '2026-03-02 "
+            "22:00:00+00', ?, ?)",
+            [status, lb_error],
+        )
+    stats, _, _ = overall_stats(con)
+
+    assert stats.lb_errors == 3
+    assert stats.status_5xx == 2
+    assert stats.errors == 4

@@ -23,9 +23,10 @@ from lbguard.analysis.result import (
     Timeline,
 )
 
-ERROR_CONDITION = "(status >= 500 OR (status IS NULL AND lb_error))"
-"""A request counts as an error when the client got a 5xx status, or when the load
-balancer ended it with an error and logged no status (TCP logs)."""
+ERROR_CONDITION = "(status >= 500 OR coalesce(lb_error, false))"
+"""A request counts as an error, once, when the client got a 5xx status or the load
+balancer answered it itself (``lb_error``), so that ``errors`` is at least ``lb_errors``
+and at least ``status_5xx``."""
 
 POOL_KEY = f"coalesce(pool, '{NO_SERVER}')"
 SERVER_KEY = f"coalesce(server, '{NO_SERVER}')"

@@ -143,8 +143,8 @@ def _stats_cells(stats: GroupStats) -> list[str]:
 _STATS_HEADERS = ("requests", "errors", "5xx", "LB", "p50", "p90", "p99", "Tr p90")
 
 _LATENCY_CAPTION = (
-    "errors: 5xx or load-balancer errors; LB: answered by the load balancer; p50/p90/p99: "
-    "whole request time in ms; Tr p90: server response time in ms"
+    "errors: 5xx or answered by the load balancer, each request once; LB: answered by the "
+    "load balancer; p50/p90/p99: whole request time in ms; Tr p90: server response time in ms"
 )
 
 
