@@ -42,10 +42,9 @@ def _server_finding(
 ) -> Finding | None:
     """Compare the server's share with its fair share: its capacity share when the pool
     has capacity hints, else its weight share. Weight typos are LB202's to report."""
-    capacity = context.pool_capacity(pool.pool)
-    if capacity is not None:
-        total = sum(capacity.get(other.server, 1.0) for other in eligible)
-        fair = capacity.get(server.server, 1.0) / total
+    shares = context.capacity_shares(pool)
+    if shares is not None:
+        fair = shares[server.server]
         basis = f"capacity share ({percent(fair)}) from the capacity hints"
     else:
         fair = server.fair_share

@@ -155,6 +155,10 @@ class CheckContext:
             capacity=dict(capacity or {}),
         )
 
+    def capacity_shares(self, pool: PoolShare) -> dict[str, float] | None:
+        """Return each eligible server's capacity share of ``pool``; None without hints."""
+        return capacity_shares(self.capacity, pool)
+
     def pool_capacity(self, pool: str) -> dict[str, float] | None:
         """Return server name to capacity for a pool with capacity hints, else None."""
         prefix = f"{pool}/"
@@ -200,6 +204,24 @@ class Example:
     product: Product
     bad: str
     good: str
+
+
+def capacity_shares(capacity: Mapping[str, float], pool: PoolShare) -> dict[str, float] | None:
+    """Return each eligible server's share of ``pool``'s capacity from the capacity hints
+    (``pool/server`` keys; a server without a hint counts 1); None when no hint names a
+    server of the pool or no server is eligible."""
+    prefix = f"{pool.pool}/"
+    if not any(key.startswith(prefix) for key in capacity):
+        return None
+    units = {
+        server.server: capacity.get(prefix + server.server, 1.0)
+        for server in pool.servers
+        if server.eligible
+    }
+    total = sum(units.values())
+    if total <= 0:
+        return None
+    return {name: unit / total for name, unit in units.items()}
 
 
 _ID = re.compile(r"^LB(\d)\d\d$")

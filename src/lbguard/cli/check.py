@@ -233,6 +233,7 @@ def _check(args: argparse.Namespace, errors: Console) -> ExitCode:
         fail_on=fail_on,
         suppressed=result.suppressed,
         settings_file=settings.source,
+        capacity=settings.capacity,
     )
 
     _write(report, args.format, args.output, RenderOptions(limit=args.limit))

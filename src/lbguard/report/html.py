@@ -17,7 +17,13 @@ from lbguard import __version__
 from lbguard.checks import Finding, Rule
 from lbguard.model import Location, Severity
 from lbguard.predict.result import PoolShare
-from lbguard.report.interface import CheckReport, RenderOptions, SourceLines, clean
+from lbguard.report.interface import (
+    CheckReport,
+    RenderOptions,
+    SourceLines,
+    clean,
+    could_match,
+)
 from lbguard.report.text import percent
 
 BAR_HEIGHT = 16
@@ -106,7 +112,7 @@ def page_context(report: CheckReport, options: RenderOptions) -> dict[str, Any]:
                 "rule": clean(route.rule.text) if route.rule is not None else "(default)",
                 "target": clean(route.target),
                 "share": percent(route.share),
-                "could_match": percent(route.could_match),
+                "could_match": percent(could_match(route)),
             }
             for route in prediction.rules
         ],

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import TextIO
 
 from lbguard.checks import Finding, OptionValue, Rule
+from lbguard.checks.interface import capacity_shares
 from lbguard.checks.suppression import SuppressedFinding
 from lbguard.model import LoadBalancer, Location, Severity
-from lbguard.predict.result import Prediction
+from lbguard.predict.result import PoolShare, Prediction, RuleShare, ServerShare
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,17 @@ class CheckReport:
     settings_file: str | None = None
     """The lbguard.toml or pyproject.toml the run read, if any."""
 
+    capacity: Mapping[str, float] = field(default_factory=dict)
+    """Relative server capacity by ``pool/server``, from the settings' capacity hints."""
+
+    def fair_share(self, pool: PoolShare, server: ServerShare) -> float:
+        """Return the share of ``pool`` that LB201 compares ``server`` with: its capacity
+        share when the pool has capacity hints, else its weight share."""
+        shares = capacity_shares(self.capacity, pool)
+        if shares is None:
+            return server.fair_share
+        return shares.get(server.server, 0.0)
+
     @property
     def failing(self) -> tuple[Finding, ...]:
         """Findings at or above the failing severity."""
@@ -45,6 +57,15 @@ class CheckReport:
 
     def count(self, severity: Severity) -> int:
         return sum(1 for finding in self.findings if finding.severity is severity)
+
+
+def could_match(route: RuleShare) -> float | None:
+    """Return the share of requests the route's condition matches; None for a rule the
+    parser added to model product behaviour (such as nginx's "no location matches"),
+    whose share is only what the other rules leave."""
+    if route.rule is not None and route.rule.implicit:
+        return None
+    return route.could_match
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,13 @@ from lbguard.checks import Finding, Rule
 from lbguard.checks.wording import join_names
 from lbguard.model import Location, Product, Severity
 from lbguard.predict.result import PoolShare, RuleShare, ServerShare
-from lbguard.report.interface import CheckReport, RenderOptions, SourceLines, clean
+from lbguard.report.interface import (
+    CheckReport,
+    RenderOptions,
+    SourceLines,
+    clean,
+    could_match,
+)
 
 SEVERITY_STYLES = {
     Severity.ERROR: "bold red",
@@ -39,7 +45,7 @@ def render_text(report: CheckReport, stream: TextIO, options: RenderOptions) -> 
     only_file = report.lb.files[0] if len(report.lb.files) == 1 else None
     console.print(_routes(report.prediction.rules, options.limit, only_file))
     console.print(_pools(report.prediction.pools, options.limit, only_file))
-    console.print(_servers(report.prediction.pools, options.limit, only_file))
+    console.print(_servers(report, options.limit, only_file))
     console.print(_findings(report, sources, console.width))
     console.print(_diagnostics(report))
     console.print(_unevaluated(report))
@@ -129,7 +135,7 @@ def _routes(routes: Sequence[RuleShare], limit: int, only_file: str | None) -> G
             Text(rule),
             Text(clean(route.target)),
             percent(route.share),
-            percent(route.could_match),
+            percent(could_match(route)),
         )
 
     parts: list[Text | Table] = [_heading("Routes: which rule sends what share where")]
@@ -173,7 +179,8 @@ def _server_state(server: ServerShare) -> str:
     return "backup, idle" if server.backup else "not eligible"
 
 
-def _servers(pools: Sequence[PoolShare], limit: int, only_file: str | None) -> Group:
+def _servers(report: CheckReport, limit: int, only_file: str | None) -> Group:
+    pools = report.prediction.pools
     table = Table()
     table.add_column("server", overflow="fold")
     table.add_column("line")
@@ -194,7 +201,7 @@ def _servers(pools: Sequence[PoolShare], limit: int, only_file: str | None) -> G
                 _server_state(server),
                 str(server.weight),
                 percent(server.share_of_pool),
-                percent(server.fair_share),
+                percent(report.fair_share(pool, server)),
                 percent(server.share_of_total),
             )
         if len(servers) < len(pool.servers):
