@@ -122,7 +122,7 @@ def load_logs(
     stats: list[FileStats] = []
     with make_spool_dir() as spool:
         for source in expand(sources, spool):
-            chosen, cri = _choose_format(source, forced)
+            chosen, cri, sample = _choose_format(source, forced)
             logger.info("reading %s as %s", source.name, chosen.name)
             stats.append(
                 read_file(
@@ -134,16 +134,18 @@ def load_logs(
                     detected=forced is None,
                     cri_prefix=cri,
                     progress=progress,
+                    sample=sample,
                 )
             )
     return LogLoad(con=con, table=table, files=tuple(stats))
 
 
-def _choose_format(source: Any, forced: LogFormat | None) -> tuple[LogFormat, bool]:
+def _choose_format(source: Any, forced: LogFormat | None) -> tuple[LogFormat, bool, list[str]]:
+    """Return the format, whether lines carry a CRI prefix, and the sample lines."""
     lines = head_lines(source, SAMPLE_LINES)
     result = detect(lines, registry.formats())
     if forced is not None:
-        return forced, result.cri_prefix
+        return forced, result.cri_prefix, lines
     if result.log_format is None:
         first = lines[0][:200] if lines else "(the file is empty)"
         choices = ", ".join(name for name, _ in list_formats())
@@ -152,4 +154,4 @@ def _choose_format(source: Any, forced: LogFormat | None) -> tuple[LogFormat, bo
             f"{len(lines)} lines; first line: {first}",
             hint=f"give --log-format, one of: {choices}",
         )
-    return result.log_format, result.cri_prefix
+    return result.log_format, result.cri_prefix, lines

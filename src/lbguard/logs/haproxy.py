@@ -6,8 +6,18 @@ HAProxy 3.5-dev5; unchanged in layout since 1.7 apart from the additions noted h
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 from lbguard.logs import sqlparts as sql
-from lbguard.logs.interface import Check, LogFormat, ParseOptions, ParsePlan, regex_detector
+from lbguard.logs.interface import (
+    Check,
+    LogFormat,
+    ParseOptions,
+    ParsePlan,
+    ShapePlan,
+    regex_detector,
+)
 
 SYSLOG_PREFIX = (
     r"(?:<\d+>)?"
@@ -230,6 +240,157 @@ def plan(options: ParseOptions) -> ParsePlan:
     )
 
 
+# The common shape, read by `shape`: one of the syslog headers below, the fields up to
+# the queue counters, then for HTTP at most two header blocks and the quoted request,
+# which ends the line. Each header has a fixed number of blank-separated tokens, except
+# that syslog daemons pad days 1-9 with a second blank, which adds an empty token. Status
+# and Tr are limited to nine digits, so that the INTEGER casts of the full plan cannot
+# fail on a line that the shape accepts. The request is "METHOD /target PROTOCOL" with
+# no whitespace inside the parts and no "#" in the target, which `REQUEST_LINE_PATTERN`
+# splits into the method, the path up to the first "?", the query after it and the
+# protocol.
+_TAG = r'[^\s"{}\[]+\[\d+\]:'
+_SYSLOG_TIME = r"[A-Z][a-z]{2} {1,2}\d{1,2} \d\d:\d\d:\d\d"
+SHAPE_HEADERS: tuple[tuple[str, int], ...] = (
+    ("", 0),
+    (rf"(?:<\d+>)?{_TAG} ", 1),
+    (rf"(?:<\d+>)?1(?: {_LEAD}){{6}} ", 7),
+    (rf"(?:<\d+>)?{_SYSLOG_TIME} ", 3),
+    (rf"(?:<\d+>)?{_SYSLOG_TIME} {_LEAD} ", 4),
+    (rf"(?:<\d+>)?{_SYSLOG_TIME} {_LEAD} {_TAG} ", 5),
+)
+"""Syslog headers of the common shape, each a subset of `_FAST_PREFIX` that ends with a
+blank, with its number of tokens when the day is not padded."""
+
+_DAY_TIME = r"\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d"
+SHAPE_DATES: tuple[tuple[str, str], ...] = (
+    (_DAY_TIME + r"\.\d{3}", "[%d/%b/%Y:%H:%M:%S.%g]"),
+    (_DAY_TIME, "[%d/%b/%Y:%H:%M:%S]"),
+)
+"""Dates of the common shape, with and without milliseconds, and the strptime format
+that reads the bracketed date as the full plan's format list does."""
+
+
+def shape_body(date: str) -> str:
+    """The log text of the common shape with dates ``date``: a subset of `FAST_PATTERN`
+    after its header."""
+    head = f'{_LEAD}:[^\\s":{{}}]+ \\[{date}\\] {_LEAD} [^\\s"{{}}/]+/{_T}+ '
+    http = (
+        r"-?\d+/-?\d+/-?\d+/-?\d{1,9}/\+?-?\d+ -?\d{1,9} \+?\d+ "
+        + f"{_T}+ {_T}+ {_T}{{4}} "
+        + r"\d+/\d+/\d+/\d+/\+?\d+ \d+/\d+"
+        + r'(?: \{[^{}"]*\}){0,2} "[^\s"]+ /[^\s"#]* [^\s"]+"'
+    )
+    tcp = r"-?\d+/-?\d+/\+?-?\d+ \+?\d+ " + f"{_T}{{2}} " + r"\d+/\d+/\d+/\d+/\+?\d+ \d+/\d+"
+    return f"{head}(?:{http}|{tcp})"
+
+
+# `sql.first_ip` of the first element of the captured headers that starts with an
+# address: an element starts at the beginning or after "|", and no address contains "|"
+# or ",", so the leftmost match of this expression is in that element and its group is
+# the address `sql.first_ip` returns.
+_XFF_IN_HEADERS = r"(?:^|\|)" + sql.IP_PREFIX_PATTERN.removeprefix("^")
+
+
+def _shape_form(sample: Sequence[str]) -> tuple[str, int, str] | None:
+    """Return the pattern, header token count and date format of the header and date
+    form (`SHAPE_HEADERS`, `SHAPE_DATES`) that most sample lines have."""
+    best: tuple[int, str, int, str] | None = None
+    for date, date_format in SHAPE_DATES:
+        body = shape_body(date)
+        for header, tokens in SHAPE_HEADERS:
+            compiled = re.compile(header + body, re.ASCII)
+            count = sum(1 for line in sample if compiled.fullmatch(line))
+            if count and (best is None or count > best[0]):
+                best = (count, header + body, tokens, date_format)
+    return best[1:] if best is not None else None
+
+
+def shape(options: ParseOptions, sample: Sequence[str]) -> ShapePlan | None:
+    """Plan for httplog and tcplog lines with the syslog header most sample lines have,
+    which checks each line with one capture-free expression and then reads each field at
+    its token position, as the full plan's fast path does."""
+    chosen = _shape_form(sample)
+    if chosen is None:
+        return None
+    pattern, tokens, date_format = chosen
+    client = str(tokens + 1)
+    if _SYSLOG_TIME in pattern:
+        client = f"CASE WHEN _s[2] = '' THEN {tokens + 2} ELSE {tokens + 1} END"
+    # The request is the last three tokens, and it holds the only quotes of the line.
+    extracts = (
+        ("_valid", f"regexp_full_match(line, {sql.quote(pattern)})"),
+        ("_s", "string_split(line, ' ')"),
+        # _c: token index of the client. httplog lines end with the request's quote,
+        # tcplog lines with the queue counters; for HTTP the bytes, termination state and
+        # counters come one token later than for TCP.
+        ("_c", client),
+        ("_http", "ends_with(line, '\"')"),
+        ("_client", "_s[_c]"),
+        ("_colon", "strpos(reverse(_client), ':')"),
+        ("_route", "_s[_c + 3]"),
+        ("_server", "_route[strpos(_route, '/') + 1:]"),
+        ("_reached", "_server NOT IN ('<NOSRV>', '<STATS>')"),
+        # Timers as TR/Tw/Tc/Tr/Ta, with NULL for the two a tcplog line (Tw/Tc/Tt) lacks.
+        # "+" marks logasap values; -1 marks a step not reached.
+        ("_tl", "try_cast(string_split(_s[_c + 4], '/') AS DOUBLE[])"),
+        ("_tm", "CASE WHEN _http THEN _tl ELSE [NULL, _tl[1], _tl[2], NULL, _tl[3]] END"),
+        ("_code", "CASE WHEN _http THEN try_cast(_s[_c + 5] AS INTEGER) END"),
+        # Tr >= 0: the server's response headers arrived, so the status is the server's.
+        ("_responded", "_tm[4] >= 0"),
+        ("_term", "CASE WHEN _http THEN _s[_c + 9] ELSE _s[_c + 6] END"),
+        (
+            "_retries",
+            "split_part(CASE WHEN _http THEN _s[_c + 10] ELSE _s[_c + 7] END, '/', 5)",
+        ),
+        # The first "{" of the line opens the header blocks when they follow the queue
+        # counters; the request headers are the first block.
+        (
+            "_headers",
+            "CASE WHEN _http AND starts_with(_s[_c + 12], '{') "
+            "THEN split_part(split_part(line, '{', 2), '}', 1) END",
+        ),
+        ("_target", "CASE WHEN _http THEN _s[-2] END"),
+        ("_mark", "strpos(_target, '?')"),
+    )
+    # "-1" is the status of a request that got no answer.
+    status = "CASE WHEN _code <> -1 THEN _code END"
+    columns = {
+        # The pattern fixes the date form, so one format reads it.
+        "ts": sql.local_time("_s[_c + 1]", (date_format,), options.timezone),
+        "lb": "CASE WHEN _http THEN 'haproxy-http' ELSE 'haproxy-tcp' END",
+        "frontend": (
+            "CASE WHEN ends_with(_s[_c + 2], '~') THEN rtrim(_s[_c + 2], '~') ELSE _s[_c + 2] END"
+        ),
+        "pool": "split_part(_route, '/', 1)",
+        "server": "CASE WHEN _reached THEN _server END",
+        "status": status,
+        "upstream_status": f"CASE WHEN _responded THEN {status} END",
+        "lb_error": f"_server = '<NOSRV>' OR left(_term, 1) IN {_LB_CAUSES}",
+        "time_total_ms": "CASE WHEN _tm[5] >= 0 THEN _tm[5] END",
+        "time_queue_ms": "CASE WHEN _tm[2] >= 0 THEN _tm[2] END",
+        "time_connect_ms": "CASE WHEN _tm[3] >= 0 THEN _tm[3] END",
+        "time_response_ms": "CASE WHEN _tm[4] >= 0 THEN _tm[4] END",
+        "bytes": "try_cast(CASE WHEN _http THEN _s[_c + 6] ELSE _s[_c + 5] END AS BIGINT)",
+        "client_ip": "left(_client, length(_client) - _colon)",
+        "client_port": "try_cast(right(_client, _colon - 1) AS INTEGER)",
+        "forwarded_for": (
+            f"nullif(regexp_extract(nullif(_headers, ''), {sql.quote(_XFF_IN_HEADERS)}, 1), '')"
+        ),
+        "method": "CASE WHEN _http THEN _s[-3][2:] END",
+        "path": "split_part(_target, '?', 1)",
+        "query": "CASE WHEN _mark > 0 THEN substr(_target, _mark + 1) END",
+        "protocol": "CASE WHEN _http THEN left(_s[-1], length(_s[-1]) - 1) END",
+        "termination": "_term",
+        "retries": "try_cast(_retries AS INTEGER)",
+        "redispatched": "starts_with(_retries, '+')",
+        "attempts": "CASE WHEN _reached THEN [_server] END",
+        "attempt_statuses": "CASE WHEN _reached AND _responded THEN [_code] END",
+        "captured_request_headers": "string_split(nullif(_headers, ''), '|')",
+    }
+    return ShapePlan(extracts=extracts, columns=columns, accept="_valid AND ts IS NOT NULL")
+
+
 FORMAT = LogFormat(
     name="haproxy",
     description="HAProxy option httplog, httpslog and tcplog lines, any syslog header",
@@ -237,4 +398,5 @@ FORMAT = LogFormat(
     detect=regex_detector(f"(?:{PATTERN})|(?:{EVENT_PATTERN})"),
     plan=plan,
     lb_names=("haproxy-http", "haproxy-tcp"),
+    shape=shape,
 )

@@ -7,7 +7,7 @@ vectorised. Python only looks at single lines to detect the format of a file.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 
@@ -56,6 +56,28 @@ class ParsePlan:
 
 
 @dataclass(frozen=True)
+class ShapePlan:
+    """SQL fragments that read the most common shape of a format's lines in less work.
+
+    The engine runs them before the full `ParsePlan`: lines for which ``accept`` is true
+    take ``columns``, and every other line goes through the full plan. ``accept`` must
+    hold only for lines that the full plan reads into exactly the same values, and every
+    expression must be free of errors on any text, because all of them are computed for
+    every line (use ``try_cast``, ``try_strptime``).
+    """
+
+    extracts: tuple[tuple[str, str], ...]
+    """(alias, expression) pairs computed once per line, in order, as in `ParsePlan`."""
+
+    columns: Mapping[str, str]
+    """Request column name to SQL expression; missing columns become NULL."""
+
+    accept: str
+    """SQL boolean over ``line``, the aliases and the columns: the line has the common
+    shape. NULL counts as false."""
+
+
+@dataclass(frozen=True)
 class LogFormat:
     """One access-log format that lbguard can detect and read."""
 
@@ -73,6 +95,10 @@ class LogFormat:
 
     lb_names: tuple[str, ...] = ()
     """Values this format writes into the ``lb`` column; the format name when empty."""
+
+    shape: Callable[[ParseOptions, Sequence[str]], ShapePlan | None] | None = None
+    """Build the SQL for the common line shape from the options and sample lines of a file
+    (CRI prefix removed), or None when no shape fits them."""
 
 
 def regex_detector(pattern: str) -> Callable[[str], bool]:

@@ -9,10 +9,18 @@ redirect, and an unset variable is logged as ``-``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from lbguard.errors import LogError
 from lbguard.logs import sqlparts as sql
-from lbguard.logs.interface import Check, LogFormat, ParseOptions, ParsePlan, regex_detector
+from lbguard.logs.interface import (
+    Check,
+    LogFormat,
+    ParseOptions,
+    ParsePlan,
+    ShapePlan,
+    regex_detector,
+)
 
 COMBINED = (
     '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
@@ -203,6 +211,52 @@ def plan(options: ParseOptions) -> ParsePlan:
     return ParsePlan(extracts=tuple(extracts), columns=columns, checks=tuple(checks))
 
 
+def shape(options: ParseOptions, sample: Sequence[str]) -> ShapePlan | None:
+    """Plan for plain ``combined`` lines (no virtual host, no fields after the user agent),
+    which splits them at their six quotes instead of running `BUILTIN_PATTERN`.
+
+    None for a user ``log_format``, whose columns differ.
+    """
+    if options.nginx_log_format:
+        return None
+    # Split at quotes: 'ADDR - USER [TIME] ', request, ' STATUS BYTES ', referer, ' ',
+    # user agent, ''. Without a backslash, every quote of the line delimits a field.
+    # The split of the first part forces the reading without a virtual host: that
+    # reading would need the fifth token to start with "[".
+    valid = (
+        "len(_p) = 7 AND _p[7] = '' AND _p[5] = ' ' AND NOT contains(line, '\\') "
+        f"AND {sql.no_other_spaces('line')} "
+        "AND len(_a) = 6 AND _a[6] = '' AND _a[1] <> '' AND _a[2] = '-' AND _a[3] <> '' "
+        "AND starts_with(_a[4], '[') AND NOT contains(_a[4], ']') "
+        "AND ends_with(_a[5], ']') AND strpos(_a[5], ']') = length(_a[5]) "
+        "AND NOT contains(_a[5], '[') "
+        "AND len(_m) = 4 AND _m[1] = '' AND _m[2] <> '' AND _m[3] <> '' AND _m[4] = ''"
+    )
+    time_local = "substr(_a[4], 2) || ' ' || left(_a[5], length(_a[5]) - 1)"
+    status = sql.to_int("_m[2]")
+    columns = {
+        "lb": "'nginx'",
+        "ts": sql.zoned_time(time_local, ("%d/%b/%Y:%H:%M:%S %z",)),
+        "client_ip": sql.dash_null("_a[1]"),
+        **sql.request_shape_columns("_"),
+        "status": status,
+        "bytes": sql.to_bigint("_m[3]"),
+        # The full plan's "no upstream status" part is always true without the field.
+        "lb_error": f"{status} IN (502, 504)",
+    }
+    return ShapePlan(
+        extracts=(
+            ("_p", "string_split(line, '\"')"),
+            ("_a", "string_split(_p[1], ' ')"),
+            ("_m", "string_split(_p[3], ' ')"),
+            ("_valid", f"coalesce({valid}, false)"),
+            *sql.request_line_shape("_p[2]", "_"),
+        ),
+        columns=columns,
+        accept="_valid AND ts IS NOT NULL",
+    )
+
+
 FORMAT = LogFormat(
     name="nginx",
     description="NGINX combined (optionally with $host first or XFF last), ingress-nginx "
@@ -210,4 +264,5 @@ FORMAT = LogFormat(
     detect=regex_detector(f"(?:{BUILTIN_PATTERN})|(?:{ERROR_LOG_PATTERN})"),
     plan=plan,
     lb_names=("nginx", "ingress-nginx"),
+    shape=shape,
 )

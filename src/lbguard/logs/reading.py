@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from lbguard.errors import LogError
-from lbguard.logs import schema
+from lbguard.logs import schema, shaping
 from lbguard.logs import sqlparts as sql
-from lbguard.logs.detect import CRI_PREFIX
+from lbguard.logs.detect import strip_cri
 from lbguard.logs.interface import Check, LogFormat, ParseOptions, ParsePlan
+from lbguard.logs.shaping import nest, remove_cri
 from lbguard.logs.sources import LogSource
 
 logger = logging.getLogger(__name__)
@@ -80,32 +81,19 @@ def _read_csv(source: LogSource, encoding: str) -> str:
     )
 
 
-def parse_query(source: LogSource, plan: ParsePlan, *, cri_prefix: bool, encoding: str) -> str:
-    """Build the query that turns one file into request rows plus a status per line."""
-    line = "line"
-    if cri_prefix:
-        line = f"regexp_replace(line, {sql.quote(CRI_PREFIX)}, '')"
-
-    # Line numbers are not computed here: a window function such as row_number() would
-    # make the whole query run on one thread. `read_file` stores the result with CREATE
-    # TABLE AS and takes the line number from the rowid.
-    # NOTE: this relies on DuckDB's preserve_insertion_order (on by default), which keeps
-    # the scan order in CREATE TABLE AS; tests check it on 120,000 and 200,000 lines.
-    scan = _read_csv(source, encoding)
-    raw = f"SELECT {line} AS line FROM {scan}"
-    # One nesting level per extract, so that later extracts can use earlier structs.
-    inner = raw
-    for alias, expression in plan.extracts:
-        inner = f"SELECT *, {expression} AS {alias} FROM ({inner}) AS step_{alias}"
+def parse_query(lines: str, plan: ParsePlan, *, cri_prefix: bool, name: str) -> str:
+    """Build the query that turns the ``line`` column of the relation ``lines`` into
+    request rows plus a status per line; other columns of ``lines`` are kept."""
+    inner = nest(remove_cri(lines, cri_prefix), plan.extracts)
 
     values = []
-    for name in schema.COLUMN_NAMES:
-        if name == "source_file":
-            values.append(f"{sql.quote(source.name)} AS source_file")
-        elif name == "source_line":
+    for column in schema.COLUMN_NAMES:
+        if column == "source_file":
+            values.append(f"{sql.quote(name)} AS source_file")
+        elif column == "source_line":
             values.append("NULL::BIGINT AS source_line")
         else:
-            values.append(f"{plan.columns.get(name, 'NULL')} AS {name}")
+            values.append(f"{plan.columns.get(column, 'NULL')} AS {column}")
     middle = f"SELECT *, {', '.join(values)} FROM ({inner}) AS parsed"
 
     checks = (Check(BLANK_LINE, "blank line", skipped=True), *plan.checks)
@@ -137,9 +125,77 @@ def read_file(
     detected: bool,
     cri_prefix: bool,
     progress: bool,
+    sample: Sequence[str] = (),
 ) -> FileStats:
-    """Read one file into ``table`` and return its statistics."""
+    """Read one file into ``table`` and return its statistics.
+
+    When the format has a `ShapePlan` that accepts most of the ``sample`` lines, the file
+    is read with it first, and only the lines it does not accept go through the full
+    plan. Both give the same rows.
+    """
     plan = log_format.plan(options)
+    shape = None
+    if log_format.shape is not None and sample:
+        shape = log_format.shape(options, strip_cri(sample)[0])
+    if shape is not None and not (
+        shaping.table_allows_shape(con, table)
+        and shaping.shape_fits(con, shape, sample, cri_prefix)
+    ):
+        shape = None
+
+    shaped = None
+    if shape is not None:
+        shaped = shaping.insert_shaped(
+            con,
+            source,
+            shape,
+            lambda encoding: _read_csv(source, encoding),
+            table=table,
+            cri_prefix=cri_prefix,
+            execute=lambda statement: _execute(con, statement, source.name, progress),
+        )
+    if shaped is None:
+        return _read_with_plan(
+            con,
+            source,
+            log_format,
+            plan,
+            table=table,
+            detected=detected,
+            cri_prefix=cri_prefix,
+            progress=progress,
+        )
+
+    rest = f"SELECT _n, line FROM {shaping.REST_TABLE}"
+    query = parse_query(rest, plan, cri_prefix=cri_prefix, name=source.name)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _lbguard_parsed AS {query}")
+    con.execute(f"DROP TABLE {shaping.REST_TABLE}")
+    parsed, malformed, skipped, samples = _store_parsed(con, source, table, "_n")
+    return FileStats(
+        file=source.name,
+        log_format=log_format.name,
+        detected=detected,
+        lines=shaped.lines,
+        parsed=shaped.accepted + parsed,
+        malformed=malformed,
+        skipped=skipped,
+        samples=samples,
+        encoding=shaped.encoding,
+    )
+
+
+def _read_with_plan(
+    con: Any,
+    source: LogSource,
+    log_format: LogFormat,
+    plan: ParsePlan,
+    *,
+    table: str,
+    detected: bool,
+    cri_prefix: bool,
+    progress: bool,
+) -> FileStats:
+    """Read every line of one file with the full plan."""
     encoding = "utf-8"
     try:
         _run(con, source, plan, cri_prefix=cri_prefix, encoding=encoding, progress=progress)
@@ -150,30 +206,8 @@ def read_file(
         encoding = "latin-1"
         _run(con, source, plan, cri_prefix=cri_prefix, encoding=encoding, progress=progress)
 
-    columns = ", ".join(schema.COLUMN_NAMES)
-    values = ", ".join(
-        "rowid + 1" if name == "source_line" else name for name in schema.COLUMN_NAMES
-    )
-    con.execute(
-        f"INSERT INTO {table} ({columns}) "
-        f"SELECT {values} FROM _lbguard_parsed WHERE _reason IS NULL"
-    )
-    counts = con.execute(
-        "SELECT count(*) FILTER (WHERE _reason IS NULL), "
-        "count(*) FILTER (WHERE _reason IS NOT NULL AND NOT _skipped), "
-        "count(*) FILTER (WHERE _skipped) FROM _lbguard_parsed"
-    ).fetchone()
-    parsed, malformed, skipped = (int(value) for value in counts)
-    rows = con.execute(
-        "SELECT rowid + 1, _line, _reason FROM _lbguard_parsed "
-        f"WHERE _reason IS NOT NULL AND NOT _skipped ORDER BY rowid LIMIT {MAX_SAMPLES}"
-    ).fetchall()
     total = con.execute("SELECT count(*) FROM _lbguard_parsed").fetchone()[0]
-    con.execute("DROP TABLE _lbguard_parsed")
-
-    samples = tuple(
-        MalformedLine(source.name, int(n), str(text), str(reason)) for n, text, reason in rows
-    )
+    parsed, malformed, skipped, samples = _store_parsed(con, source, table, "rowid + 1")
     return FileStats(
         file=source.name,
         log_format=log_format.name,
@@ -187,6 +221,37 @@ def read_file(
     )
 
 
+def _store_parsed(
+    con: Any, source: LogSource, table: str, line_number: str
+) -> tuple[int, int, int, tuple[MalformedLine, ...]]:
+    """Insert the accepted rows of ``_lbguard_parsed`` into ``table`` with the line number
+    ``line_number``, drop it, and return (parsed, malformed, skipped, samples)."""
+    columns = ", ".join(schema.COLUMN_NAMES)
+    values = ", ".join(
+        line_number if name == "source_line" else name for name in schema.COLUMN_NAMES
+    )
+    con.execute(
+        f"INSERT INTO {table} ({columns}) "
+        f"SELECT {values} FROM _lbguard_parsed WHERE _reason IS NULL"
+    )
+    counts = con.execute(
+        "SELECT count(*) FILTER (WHERE _reason IS NULL), "
+        "count(*) FILTER (WHERE _reason IS NOT NULL AND NOT _skipped), "
+        "count(*) FILTER (WHERE _skipped) FROM _lbguard_parsed"
+    ).fetchone()
+    parsed, malformed, skipped = (int(value) for value in counts)
+    rows = con.execute(
+        f"SELECT {line_number}, _line, _reason FROM _lbguard_parsed "
+        f"WHERE _reason IS NOT NULL AND NOT _skipped ORDER BY {line_number} "
+        f"LIMIT {MAX_SAMPLES}"
+    ).fetchall()
+    con.execute("DROP TABLE _lbguard_parsed")
+    samples = tuple(
+        MalformedLine(source.name, int(n), str(text), str(reason)) for n, text, reason in rows
+    )
+    return parsed, malformed, skipped, samples
+
+
 def _run(
     con: Any,
     source: LogSource,
@@ -196,10 +261,21 @@ def _run(
     encoding: str,
     progress: bool,
 ) -> None:
-    query = parse_query(source, plan, cri_prefix=cri_prefix, encoding=encoding)
-    statement = f"CREATE OR REPLACE TEMP TABLE _lbguard_parsed AS {query}"
+    # Line numbers are not computed here: a window function such as row_number() would
+    # make the whole query run on one thread. The statement stores the result with
+    # CREATE TABLE AS and `_store_parsed` takes the line number from the rowid.
+    # NOTE: this relies on DuckDB's preserve_insertion_order (on by default), which keeps
+    # the scan order in CREATE TABLE AS; tests check it on 120,000 and 200,000 lines.
+    lines = f"SELECT line FROM {_read_csv(source, encoding)}"
+    query = parse_query(lines, plan, cri_prefix=cri_prefix, name=source.name)
+    _execute(
+        con, f"CREATE OR REPLACE TEMP TABLE _lbguard_parsed AS {query}", source.name, progress
+    )
+
+
+def _execute(con: Any, statement: str, name: str, progress: bool) -> None:
     if progress:
-        _execute_with_progress(con, statement, source.name)
+        _execute_with_progress(con, statement, name)
     else:
         con.execute(statement)
 

@@ -41,6 +41,61 @@ def request_columns(alias: str) -> dict[str, str]:
     }
 
 
+# RE2 (the engine behind DuckDB's regexp functions) matches \s as [\t\n\f\r ]. A text
+# without tab, form feed or carriage return splits on " " exactly where \s and \S split it
+# (a line has no newline).
+_SPACES_BUT_BLANK = ("chr(9)", "chr(12)", "chr(13)")
+
+
+def no_other_spaces(value: str) -> str:
+    """True when ``value`` contains no RE2 whitespace other than the blank."""
+    return " AND ".join(f"NOT contains({value}, {char})" for char in _SPACES_BUT_BLANK)
+
+
+def request_line_shape(
+    request: str, prefix: str, parts: str | None = None
+) -> tuple[tuple[str, str], ...]:
+    """Extracts that split an origin-form request line ``METHOD /path?query PROTOCOL``.
+
+    ``parts`` is a list expression of the blank-separated parts of ``request`` (by default
+    ``string_split``). The caller guarantees that the request holds no RE2 whitespace but
+    blanks (see `no_other_spaces`). The extracts define ``{prefix}rl`` (the parts),
+    ``{prefix}rq`` (position of ``?`` in the target), ``{prefix}rs`` (true when the
+    request has that shape) and ``{prefix}r``, the `request_line` struct of the other
+    requests.
+    """
+    rl, mark, shaped = f"{prefix}rl", f"{prefix}rq", f"{prefix}rs"
+    # A target that starts with "/" has no scheme and host; without "#" there is no
+    # fragment, so the path ends at the first "?" and the query runs to the end.
+    condition = (
+        f"len({rl}) = 3 AND {rl}[1] <> '' AND {rl}[3] <> '' "
+        f"AND starts_with({rl}[2], '/') AND NOT contains({rl}[2], '#')"
+    )
+    return (
+        (rl, parts if parts is not None else f"string_split({request}, ' ')"),
+        (mark, f"strpos({rl}[2], '?')"),
+        (shaped, f"coalesce({condition}, false)"),
+        (f"{prefix}r", f"CASE WHEN NOT {shaped} THEN {request_line(request)} END"),
+    )
+
+
+def request_shape_columns(prefix: str) -> dict[str, str]:
+    """Request columns from the extracts of `request_line_shape`, equal to
+    `request_columns` of the `request_line` struct on every request."""
+    parts, mark, shaped = f"{prefix}rl", f"{prefix}rq", f"{prefix}rs"
+    other = request_columns(f"{prefix}r")
+    return {
+        "method": f"CASE WHEN {shaped} THEN {parts}[1] ELSE {other['method']} END",
+        "host": f"CASE WHEN NOT {shaped} THEN {other['host']} END",
+        "path": f"CASE WHEN {shaped} THEN split_part({parts}[2], '?', 1) ELSE {other['path']} END",
+        "query": (
+            f"CASE WHEN {shaped} THEN CASE WHEN {mark} > 0 "
+            f"THEN substr({parts}[2], {mark} + 1) END ELSE {other['query']} END"
+        ),
+        "protocol": f"CASE WHEN {shaped} THEN {parts}[3] ELSE {other['protocol']} END",
+    }
+
+
 def dash_null(value: str) -> str:
     """Return ``value`` with the empty string and ``-`` mapped to NULL."""
     return f"nullif(nullif({value}, ''), '-')"
