@@ -344,3 +344,12 @@ def test_captured_headers_option_wins(tmp_path: Path) -> None:
         [str(config), "--logs", str(log), "--captured-headers", "x-other"], tmp_path
     )
     assert "LB601 be_admin" in findings
+
+
+@pytest.mark.parametrize("value", ["", ",", " "])
+def test_empty_select_rejected(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = copy_case(tmp_path)
+    err = run_error([str(config), "--select", value], capsys)
+    assert "--select names no rule" in err

@@ -257,6 +257,11 @@ def _selectors(values: Sequence[str], option: str, rules: Sequence[Rule]) -> lis
     from lbguard.checks import RULES
 
     selectors = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    if values and not selectors:
+        raise UsageError(
+            f"{option} names no rule",
+            hint=f"give {option} rule ids, id prefixes, families or names, or leave it out",
+        )
     for selector in selectors:
         if not any(selector_matches(rule, selector) for rule in RULES):
             raise UsageError(
