@@ -91,3 +91,24 @@ def test_readme_names_rules_that_need_traffic() -> None:
 def test_readme_names_rules_a_profile_sharpens() -> None:
     sharpens = {rule.id for rule in RULES if rule.needs == "sharpens"}
     assert _readme_ids("rules that a profile sharpens") == sharpens
+
+
+def test_rules_page_says_when_lb203_is_info() -> None:
+    section = DOCS.read_text(encoding="utf-8").split("### LB203", 1)[1].split("### ", 1)[0]
+    assert "has severity info" in section
+    assert "no backup weighted like the active servers" in section
+
+
+def test_explain_help_states_unknown_rule_exit(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        run_explain(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "exit with 2 before it prints anything" in help_text
+
+
+def test_explain_unknown_rule_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    code = run_explain(["LB201", "LB999"])
+    out, err = capsys.readouterr()
+    assert code == ExitCode.ERROR
+    assert out == ""
+    assert "unknown rule 'LB999'" in err

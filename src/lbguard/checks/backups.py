@@ -65,7 +65,9 @@ BACKUP_WEIGHT_IGNORED = Rule(
     rationale="Backup servers receive no traffic while an active server is up, whatever "
     "their weight, and HAProxy without `option allbackups` fails over to the first backup "
     "only. A large machine marked backup sits idle, and at failover one backup takes the "
-    "load of the whole pool.",
+    "load of the whole pool. A finding about the first backup alone, with no backup "
+    "weighted like the active servers, has severity info: the pool still fails over, "
+    "only to one server.",
     fix_hint="Remove `backup` from servers meant to share the load; with several HAProxy "
     "backups, add `option allbackups`.",
     check=check_backup_weights,

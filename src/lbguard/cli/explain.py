@@ -22,7 +22,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "explain",
         help="describe audit rules: what they detect, why, the fix, and examples",
         description="Describe one or more audit rules, or every rule when none is named. "
-        "Exit code 0, or 2 for an unknown rule.",
+        "Exit code 0; an unknown rule id or name makes it exit with 2 before it prints "
+        "anything.",
     )
     parser.add_argument(
         "rules", nargs="*", metavar="RULE", help="rule id (LB201) or dotted name; default: all"
@@ -33,9 +34,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default="text",
         help="text for the terminal, markdown for the rules page (default: text)",
     )
-    parser.add_argument(
-        "-o", "--output", metavar="FILE", help="write to FILE instead of stdout"
-    )
+    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     parser.set_defaults(handler=run)
 
 
