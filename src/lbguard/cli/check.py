@@ -177,6 +177,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "host,x-forwarded-for, so that host rules can be evaluated on logged requests "
         "(default: the names of the configuration's `capture request header` lines)",
     )
+    logs.add_argument(
+        "--since",
+        metavar="TIME",
+        help="compare only requests at or after this ISO 8601 time (UTC unless it has an "
+        "offset), for example the reload that made the configuration live",
+    )
+    logs.add_argument(
+        "--until",
+        metavar="TIME",
+        help="compare only requests before this ISO 8601 time",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -312,16 +323,25 @@ def _observe(
     # Imported here: DuckDB and SciPy take a noticeable time to import, and most
     # check runs have no logs.
     from lbguard.analysis.compare import observe_and_compare
+    from lbguard.analysis.windows import parse_time
     from lbguard.logs import load_logs
     from lbguard.logs.database import open_database
 
+    since = parse_time(args.since, "--since") if args.since else None
+    until = parse_time(args.until, "--until") if args.until else None
     headers, note = captured_headers(args.captured_headers, lb)
     if note is not None:
         print_message(errors, f"lbguard: {note}")
     with open_database() as con:
         load = load_logs(args.logs, con=con, log_format=args.log_format, timezone=args.timezone)
         return observe_and_compare(
-            lb, load.con, load.table, health=health or None, captured_headers=headers
+            lb,
+            load.con,
+            load.table,
+            health=health or None,
+            captured_headers=headers,
+            since=since,
+            until=until,
         )
 
 
