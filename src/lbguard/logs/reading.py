@@ -27,6 +27,14 @@ BLANK_LINE = "trim(coalesce(line, '')) = ''"
 # A delimiter that no log line contains, so that read_csv returns each line whole.
 _DELIMITER = "\x1f\x1e\x1d\x1c"
 
+MAX_LINE_BYTES = 16 << 20
+"""Longest line read; a longer line is counted as malformed (DuckDB's default is 2 MB)."""
+
+OVERLONG = f"line longer than {MAX_LINE_BYTES >> 20} MiB"
+
+_REJECTS = "_lbguard_rejects"
+_REJECTS_SCAN = "_lbguard_rejects_scan"
+
 
 @dataclass(frozen=True)
 class MalformedLine:
@@ -71,13 +79,21 @@ class FileStats:
     """``latin-1`` when the file is not valid UTF-8 and was read byte for byte."""
 
 
-def _read_csv(source: LogSource, encoding: str) -> str:
+def _read_csv(source: LogSource, encoding: str, *, rejects: bool = False) -> str:
+    """Scan ``source`` one line per row. With ``rejects``, lines DuckDB cannot read (too
+    long, invalid UTF-8) are left out and recorded in the rejects table instead."""
     compression = {"none": "none", "gzip": "gzip", "zstd": "zstd"}[source.compression]
+    kept = (
+        f", ignore_errors=true, store_rejects=true, rejects_table='{_REJECTS}', "
+        f"rejects_scan='{_REJECTS_SCAN}'"
+        if rejects
+        else ""
+    )
     return (
         f"read_csv({sql.quote(source.path)}, columns={{'line': 'VARCHAR'}}, "
         f"delim={sql.quote(_DELIMITER)}, quote='', escape='', header=false, "
         f"auto_detect=false, strict_mode=false, compression={sql.quote(compression)}, "
-        f"encoding={sql.quote(encoding)})"
+        f"encoding={sql.quote(encoding)}, max_line_size={MAX_LINE_BYTES}{kept})"
     )
 
 
@@ -197,24 +213,44 @@ def _read_with_plan(
 ) -> FileStats:
     """Read every line of one file with the full plan."""
     encoding = "utf-8"
-    try:
-        _run(con, source, plan, cri_prefix=cri_prefix, encoding=encoding, progress=progress)
-    except Exception as error:
-        if "Invalid unicode" not in str(error):
-            raise LogError(f"{source.name}: cannot read the file: {error}") from error
+    overlong = _run(
+        con, source, plan, cri_prefix=cri_prefix, encoding=encoding, progress=progress
+    )
+    if overlong is None:
         logger.warning("%s is not valid UTF-8; reading it as Latin-1", source.name)
         encoding = "latin-1"
-        _run(con, source, plan, cri_prefix=cri_prefix, encoding=encoding, progress=progress)
+        overlong = _run(
+            con, source, plan, cri_prefix=cri_prefix, encoding=encoding, progress=progress
+        )
+        if overlong is None:
+            raise LogError(f"{source.name}: cannot read the file as text")
 
     total = con.execute("SELECT count(*) FROM _lbguard_parsed").fetchone()[0]
-    parsed, malformed, skipped, samples = _store_parsed(con, source, table, "rowid + 1")
+    line_number = "rowid + 1"
+    if overlong:
+        # The k-th row read is line k plus the overlong lines before it: overlong line
+        # number n at rank j (from 1) has n - j rows read before it.
+        con.execute("CREATE OR REPLACE TEMP TABLE _lbguard_shift (before BIGINT)")
+        con.executemany(
+            "INSERT INTO _lbguard_shift VALUES (?)",
+            [[n - rank] for rank, n in enumerate(overlong, start=1)],
+        )
+        line_number = (
+            "rowid + 1 + (SELECT count(*) FROM _lbguard_shift AS shift "
+            "WHERE shift.before <= _lbguard_parsed.rowid)"
+        )
+    parsed, malformed, skipped, samples = _store_parsed(con, source, table, line_number)
+    if overlong:
+        con.execute("DROP TABLE _lbguard_shift")
+        extra = tuple(MalformedLine(source.name, n, "", OVERLONG) for n in overlong)
+        samples = tuple(sorted((*samples, *extra), key=lambda s: s.line))[:MAX_SAMPLES]
     return FileStats(
         file=source.name,
         log_format=log_format.name,
         detected=detected,
-        lines=int(total),
+        lines=int(total) + len(overlong),
         parsed=parsed,
-        malformed=malformed,
+        malformed=malformed + len(overlong),
         skipped=skipped,
         samples=samples,
         encoding=encoding,
@@ -260,17 +296,40 @@ def _run(
     cri_prefix: bool,
     encoding: str,
     progress: bool,
-) -> None:
+) -> list[int] | None:
+    """Parse ``source`` into ``_lbguard_parsed``; return the numbers of the lines left
+    out for being longer than `MAX_LINE_BYTES`, or None when a line is not valid text in
+    ``encoding``."""
     # Line numbers are not computed here: a window function such as row_number() would
     # make the whole query run on one thread. The statement stores the result with
     # CREATE TABLE AS and `_store_parsed` takes the line number from the rowid.
     # NOTE: this relies on DuckDB's preserve_insertion_order (on by default), which keeps
     # the scan order in CREATE TABLE AS; tests check it on 120,000 and 200,000 lines.
-    lines = f"SELECT line FROM {_read_csv(source, encoding)}"
+    lines = f"SELECT line FROM {_read_csv(source, encoding, rejects=True)}"
     query = parse_query(lines, plan, cri_prefix=cri_prefix, name=source.name)
-    _execute(
-        con, f"CREATE OR REPLACE TEMP TABLE _lbguard_parsed AS {query}", source.name, progress
-    )
+    try:
+        _execute(
+            con,
+            f"CREATE OR REPLACE TEMP TABLE _lbguard_parsed AS {query}",
+            source.name,
+            progress,
+        )
+        rejected = con.execute(
+            f"SELECT DISTINCT line, error_type FROM {_REJECTS} ORDER BY line"
+        ).fetchall()
+    except Exception as error:
+        # DuckDB's message quotes the whole line; the user gets the file name only.
+        logger.info("DuckDB could not read %s: %s", source.name, str(error)[:500])
+        raise LogError(
+            f"{source.name}: cannot read the file",
+            hint="check that it is a text log file",
+        ) from None
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {_REJECTS}")
+        con.execute(f"DROP TABLE IF EXISTS {_REJECTS_SCAN}")
+    if any(kind != "LINE SIZE OVER MAXIMUM" for _, kind in rejected):
+        return None
+    return [int(line) for line, _ in rejected]
 
 
 def _execute(con: Any, statement: str, name: str, progress: bool) -> None:

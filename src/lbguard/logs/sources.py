@@ -9,7 +9,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -89,28 +89,43 @@ def open_text(source: LogSource) -> IO[str]:
         raw = zstandard.open(source.path, "rb")
     else:
         raw = open(source.path, "rb")  # noqa: SIM115
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline=None)
+    # Lines end at LF only, as DuckDB reads them; a CR inside a line stays in it.
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
 
 
 def head_lines(source: LogSource, count: int, max_bytes: int = 1 << 20) -> list[str]:
-    """Return up to ``count`` non-empty lines from the start of ``source``."""
-    lines: list[str] = []
-    read = 0
+    """Return up to ``count`` non-empty lines from the first ``max_bytes`` of ``source``.
+
+    Raises `LogError` when that part of the file holds only NUL bytes (a sparse or
+    zero-filled file), so that such a file is not read further.
+    """
     with open_text(source) as handle:
-        for line in _lines(handle):
-            read += len(line)
-            if line.strip():
-                lines.append(line.rstrip("\r\n"))
-            if len(lines) >= count or read >= max_bytes:
+        try:
+            text = handle.read(max_bytes)
+        except (OSError, EOFError, zstandard.ZstdError) as error:
+            raise LogError(f"{source.name}: cannot decompress the file: {error}") from error
+        complete = len(text) < max_bytes
+    if text and not text.strip("\x00"):
+        raise LogError(
+            f"{source.name}: is a binary file: its first "
+            f"{_size(len(text))} hold only NUL bytes",
+            hint="give a text access log",
+        )
+    pieces = text.split("\n")
+    if not complete and len(pieces) > 1:
+        pieces.pop()  # cut off by max_bytes
+    lines: list[str] = []
+    for piece in pieces:
+        line = piece.removesuffix("\r")
+        if line.strip():
+            lines.append(line)
+            if len(lines) >= count:
                 break
     return lines
 
 
-def _lines(handle: IO[str]) -> Iterator[str]:
-    try:
-        yield from handle
-    except (OSError, EOFError, zstandard.ZstdError) as error:
-        raise LogError(f"cannot decompress the file: {error}") from error
+def _size(count: int) -> str:
+    return f"{count >> 20} MiB" if count >= 1 << 20 else f"{count} bytes"
 
 
 def make_spool_dir() -> tempfile.TemporaryDirectory[str]:
