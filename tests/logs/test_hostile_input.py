@@ -38,3 +38,33 @@ def test_nul_only_file_is_named_binary(tmp_path):
         load_logs([str(path)])
     assert "binary file" in str(caught.value)
     assert "sparse.log" in str(caught.value)
+
+
+def test_bare_cr_stays_inside_its_line(tmp_path):
+    path = tmp_path / "cr.log"
+    broken = LINE.replace('"c"', '"a\rb"')
+    path.write_bytes(f"{LINE}\r\n{broken}\n{LINE}\n".encode())
+    load = load_logs([str(path)])
+    stats = load.files[0]
+    assert stats.lines == 3
+    assert stats.parsed == 3
+    assert stats.malformed == 0
+    lines = load.con.execute("SELECT source_line FROM requests ORDER BY 1").fetchall()
+    assert [line for (line,) in lines] == [1, 2, 3]
+
+
+def test_existing_name_with_brackets_is_read_literally(tmp_path):
+    path = tmp_path / "access[1].log"
+    path.write_text(LINE + "\n")
+    load = load_logs([str(path)])
+    assert load.parsed == 1
+
+
+@pytest.mark.parametrize(
+    ("target", "words"), [("dir", "is a directory"), ("/dev/zero", "not a regular file")]
+)
+def test_non_file_is_named_for_what_it_is(tmp_path, target, words):
+    name = str(tmp_path) if target == "dir" else target
+    with pytest.raises(LogError) as caught:
+        load_logs([name])
+    assert words in str(caught.value)

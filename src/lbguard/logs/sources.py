@@ -56,10 +56,11 @@ def expand(sources: Sequence[str], spool_dir: str) -> list[LogSource]:
             path = os.path.join(spool_dir, "stdin.log")
             with open(path, "wb") as spool:
                 shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
-            result.append(LogSource("-", path, sniff_compression(path)))
+            stdin = LogSource("-", path, sniff_compression(path))
+            result.append(_without_bare_cr(stdin, spool_dir, len(result)))
             continue
 
-        if glob.has_magic(source):
+        if glob.has_magic(source) and not os.path.lexists(source):
             matches = sorted(glob.glob(source))
             if not matches:
                 raise LogError(
@@ -67,16 +68,68 @@ def expand(sources: Sequence[str], spool_dir: str) -> list[LogSource]:
                     hint="check the pattern, and quote it so the shell does not expand it",
                 )
         else:
+            # An existing name is read as it is, even when it holds glob characters.
             matches = [source]
 
         for path in matches:
-            if not os.path.isfile(path):
-                raise LogError(
-                    f"log file not found: {path}",
-                    hint="give an existing file, a glob pattern or - for stdin",
-                )
-            result.append(LogSource(path, path, sniff_compression(path)))
+            _check_regular(path)
+            found = LogSource(path, path, sniff_compression(path))
+            result.append(_without_bare_cr(found, spool_dir, len(result)))
     return result
+
+
+def _check_regular(path: str) -> None:
+    if os.path.isdir(path):
+        raise LogError(f"{path} is a directory", hint="give the log files in it, or a glob")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise LogError(
+            f"{path} is not a regular file", hint="give a log file, or - to read stdin"
+        )
+    if not os.path.isfile(path):
+        raise LogError(
+            f"log file not found: {path}",
+            hint="give an existing file, a glob pattern or - for stdin",
+        )
+
+
+def _has_bare_cr(source: LogSource) -> bool:
+    """True when the file holds a CR that does not end a CRLF pair."""
+    previous = b""
+    with _open_binary(source) as handle:
+        while chunk := handle.read(1 << 20):
+            data = previous + chunk
+            # A CR at the end of the chunk may pair with an LF in the next one.
+            previous = b"\r" if data.endswith(b"\r") else b""
+            body = data[:-1] if previous else data
+            if body.count(b"\r") != body.count(b"\r\n"):
+                return True
+    return False
+
+
+def _without_bare_cr(source: LogSource, spool_dir: str, index: int) -> LogSource:
+    """Return ``source``, or a spooled copy in which each CR that does not end a line is a
+    space: DuckDB ends a line at a bare CR, which would split the line and shift the line
+    numbers after it."""
+    if not _has_bare_cr(source):
+        return source
+    path = os.path.join(spool_dir, f"cr-{index}.log")
+    with _open_binary(source) as handle, open(path, "wb") as spool:
+        pending = b""
+        while chunk := handle.read(1 << 20):
+            data = pending + chunk
+            pending = b"\r" if data.endswith(b"\r") else b""
+            body = data[:-1] if pending else data
+            spool.write(body.replace(b"\r\n", b"\n").replace(b"\r", b" "))
+        spool.write(b" " if pending else b"")
+    return LogSource(source.name, path, "none")
+
+
+def _open_binary(source: LogSource) -> IO[bytes]:
+    if source.compression == "gzip":
+        return gzip.GzipFile(source.path, "rb")  # type: ignore[return-value]
+    if source.compression == "zstd":
+        return zstandard.open(source.path, "rb")  # type: ignore[no-any-return]
+    return open(source.path, "rb")
 
 
 def open_text(source: LogSource) -> IO[str]:
