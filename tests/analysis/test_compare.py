@@ -93,3 +93,34 @@ def test_profile_from_requests() -> None:
     assert profile.total == 3.0
     assert by_path == {"/a": (2.0, "www.example.com"), "/b": (1.0, "api.example.com")}
     assert {"path", "host", "query", "client_ip", "header:x-forwarded-for"} <= profile.known
+
+
+def test_rows_without_pool_are_left_out_with_a_note() -> None:
+    result = compare(prediction({"a": 0.5, "b": 0.5}), {"<none>/<none>": 7, "be/a": 5})
+    assert result.unmatched == ()
+    assert [c.key for c in result.pools] == ["be"]
+    assert len(result.notes) == 1
+    assert "7 logged requests name no pool" in result.notes[0]
+
+
+def test_log_of_another_product_is_rejected(tmp_path) -> None:
+    from lbguard.analysis.compare import observe_and_compare
+    from lbguard.errors import LogError
+    from lbguard.logs import load_logs
+    from lbguard.parsers import load_config
+
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(
+        "defaults\n  mode http\n  timeout connect 1s\n  timeout client 1s\n"
+        "  timeout server 1s\nfrontend fe\n  bind 127.0.0.1:8080\n  default_backend be\n"
+        "backend be\n  server a 127.0.0.1:9001\n"
+    )
+    log = tmp_path / "access.log"
+    log.write_text(
+        '127.0.0.1 - - [10/Oct/2023:13:55:36 +0000] "GET /a HTTP/1.1" 200 5 "-" "c"\n'
+    )
+    load = load_logs([str(log)])
+    with pytest.raises(LogError) as caught:
+        observe_and_compare(load_config([str(config)]), load.con, load.table)
+    assert "nginx format" in str(caught.value)
+    assert "configuration is for haproxy" in str(caught.value)

@@ -20,7 +20,8 @@ import scipy.stats  # type: ignore[import-untyped]
 
 from lbguard.analysis.aggregates import POOL_KEY, SERVER_KEY
 from lbguard.analysis.result import NO_SERVER
-from lbguard.model import LoadBalancer, Location
+from lbguard.errors import LogError
+from lbguard.model import LoadBalancer, Location, Product
 from lbguard.predict import predict
 from lbguard.predict.result import Prediction, RuleShare
 from lbguard.traffic import TrafficProfile, from_columns
@@ -97,6 +98,10 @@ class Comparison:
 
     unmatched: tuple[str, ...] = ()
     """Observed ``pool/server`` keys that the configuration does not have."""
+
+    notes: tuple[str, ...] = ()
+    """Information about what the comparison left out, such as requests the log gives
+    no pool for."""
 
     @property
     def flagged(self) -> tuple[ShareComparison, ...]:
@@ -175,9 +180,20 @@ def compare(
     predicted_pools = {pool.pool: pool for pool in prediction.pools}
 
     by_pool: dict[str, dict[str, int]] = {}
+    poolless = 0
     for key, count in observed.items():
         pool, _, server = key.rpartition("/")
+        if pool == NO_SERVER:
+            poolless += count
+            continue
         by_pool.setdefault(pool, {})[server] = count
+    notes = []
+    if poolless:
+        notes.append(
+            f"{poolless:,} logged {_plural(poolless, 'request')} name no pool, so they are "
+            "left out of the comparison; log the pool (HAProxy's backend name) to compare "
+            "them"
+        )
 
     pool_trials = sum(
         count
@@ -247,7 +263,44 @@ def compare(
         pools=tuple(pools),
         attributions=attribute(prediction.rules),
         unmatched=tuple(unmatched),
+        notes=tuple(notes),
     )
+
+
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else word + "s"
+
+
+# Product that writes each value of the ``lb`` column; formats missing here (generic
+# JSON) can come from any product.
+_LOG_PRODUCTS = {
+    "haproxy-http": Product.HAPROXY,
+    "haproxy-tcp": Product.HAPROXY,
+    "nginx": Product.NGINX,
+    "ingress-nginx": Product.NGINX,
+    "aws-alb": Product.AWS_ALB,
+    "envoy": Product.ENVOY,
+    "traefik": Product.TRAEFIK,
+    "caddy": Product.CADDY,
+}
+
+
+def check_log_product(lb: LoadBalancer, con: Any, table: str = "requests") -> None:
+    """Raise `LogError` when the log was written by another product than ``lb``'s.
+
+    A Gateway API configuration runs on several products, so any log is accepted.
+    """
+    if lb.product == Product.GATEWAY_API:
+        return
+    values = [row[0] for row in con.execute(f"SELECT DISTINCT lb FROM {table}").fetchall()]
+    products = {_LOG_PRODUCTS[value] for value in values if value in _LOG_PRODUCTS}
+    if products and lb.product not in products:
+        found = ", ".join(sorted(str(value) for value in values if value in _LOG_PRODUCTS))
+        raise LogError(
+            f"the log is in the {found} format, but the configuration is for "
+            f"{lb.product.value}: their pools and servers cannot be compared",
+            hint=f"give the {lb.product.value} access log of this configuration",
+        )
 
 
 def _test(
@@ -336,6 +389,7 @@ def observe_and_compare(
         conditions.append(f"ts < TIMESTAMPTZ '{until.isoformat()}'")
     where = " AND ".join(conditions) or None
 
+    check_log_product(lb, con, table)
     profile = profile_from_requests(con, table, captured_headers=captured_headers, where=where)
     prediction = predict(lb, profile, health)
     return compare(prediction, observed_counts(con, table, where=where), options)
