@@ -135,7 +135,7 @@ def test_invalid_window_is_usage_error(incident: Path, capsys: pytest.CaptureFix
     _, err = capsys.readouterr()
 
     assert code == ExitCode.ERROR
-    assert "invalid window '5 minutes'" in err
+    assert "--window: invalid width '5 minutes'" in err
 
 
 def test_no_request_is_input_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -310,3 +310,39 @@ def test_invalid_since_names_the_option(
 
     assert code == ExitCode.ERROR
     assert "--since: invalid time 'yesterday'" in err
+
+
+def test_region_map_is_checked_before_the_logs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "unknown.log"
+    log.write_text("no known format here\n", encoding="utf-8")
+    code = main(["logs", str(log), "--regions", str(tmp_path / "missing.csv")])
+    _, err = capsys.readouterr()
+
+    assert code == ExitCode.ERROR
+    assert "missing.csv" in err
+    assert "cannot detect" not in err
+
+
+def test_binary_region_map_named_once_without_line(
+    incident: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    regions = tmp_path / "binary.csv"
+    regions.write_bytes(bytes(range(256)) * 4)
+    code = main(["logs", str(incident), "--regions", str(regions)])
+    _, err = capsys.readouterr()
+
+    assert code == ExitCode.ERROR
+    assert err.count("binary.csv") == 1
+    assert ":0:" not in err
+
+
+def test_empty_file_is_named_empty(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "empty.log"
+    log.write_bytes(b"")
+    code = main(["logs", str(log)])
+    _, err = capsys.readouterr()
+
+    assert code == ExitCode.ERROR
+    assert "empty.log: the file is empty" in err

@@ -86,7 +86,6 @@ def load_region_map(path: str, con: Any, *, field: str | None = None) -> RegionM
     if not regions:
         raise LbguardError(
             f"{path}: no valid 'cidr,region' row",
-            location=Location(path, 0),
             hint="write one network per line, e.g. '198.51.100.0/24,eu-west'",
         )
 

@@ -31,7 +31,7 @@ def parse_window(text: str) -> timedelta | None:
     match = _WINDOW_RE.match(text.lower())
     if match is None or int(match.group(1)) == 0:
         raise LbguardError(
-            f"invalid window {text!r}",
+            f"--window: invalid width {text!r}",
             hint="give a positive whole number with a unit s, m, h or d (e.g. 30s, 1m, 1h), "
             "or 'auto'",
         )

@@ -201,6 +201,10 @@ def _logs(args: argparse.Namespace, errors: Console, con: Any) -> ExitCode:
         )
     check_output_path(args.output, _inputs(args.logs, args.regions))
     field_map = parse_field_map(args.field_map) if args.field_map else None
+    # The region map is read first: a bad map is reported before a long log is parsed.
+    region_map = (
+        load_region_map(args.regions, con, field=args.region_field) if args.regions else None
+    )
     load = load_logs(
         args.logs,
         con=con,
@@ -211,9 +215,6 @@ def _logs(args: argparse.Namespace, errors: Console, con: Any) -> ExitCode:
         progress=errors.is_terminal,
     )
     outside = keep_time_range(load.con, load.table, since, until)
-    region_map = (
-        load_region_map(args.regions, load.con, field=args.region_field) if args.regions else None
-    )
 
     analysis = analyse(
         load.con,

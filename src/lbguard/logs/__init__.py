@@ -9,6 +9,7 @@ file; they never stop the run.
 from __future__ import annotations
 
 import logging
+import os
 import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -146,6 +147,13 @@ def _choose_format(source: Any, forced: LogFormat | None) -> tuple[LogFormat, bo
     result = detect(lines, registry.formats())
     if forced is not None:
         return forced, result.cri_prefix, lines
+    if result.log_format is None and not lines:
+        raise LogError(
+            f"{source.name}: the file is empty"
+            if _is_empty(source.path)
+            else f"{source.name}: the file holds only blank lines",
+            hint="give a log file that holds requests",
+        )
     if result.log_format is None:
         first = lines[0][:200] if lines else "(the file is empty)"
         choices = ", ".join(name for name, _ in list_formats())
@@ -155,3 +163,10 @@ def _choose_format(source: Any, forced: LogFormat | None) -> tuple[LogFormat, bo
             hint=f"give --log-format, one of: {choices}",
         )
     return result.log_format, result.cri_prefix, lines
+
+
+def _is_empty(path: str) -> bool:
+    try:
+        return os.path.getsize(path) == 0
+    except OSError:
+        return False
