@@ -346,3 +346,25 @@ def test_empty_file_is_named_empty(tmp_path: Path, capsys: pytest.CaptureFixture
 
     assert code == ExitCode.ERROR
     assert "empty.log: the file is empty" in err
+
+
+def test_multi_year_log_gets_wide_windows_and_dated_segments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    log = tmp_path / "years.log"
+    first = datetime(2021, 1, 1, tzinfo=UTC)
+    with log.open("w", encoding="utf-8") as handle:
+        for day in range(1000):
+            when = first + timedelta(days=day)
+            handle.write(
+                f'127.0.0.1 - - [{when:%d/%b/%Y:%H:%M:%S} +0000] "GET /a HTTP/1.1" 200 5 '
+                '"-" "c"\n'
+            )
+    code = main(["logs", str(log)])
+    out, _ = capsys.readouterr()
+
+    assert code == ExitCode.OK
+    assert "windows of 30d" in out
+    assert "│ 2020-12-04 00:00:00 │" in out

@@ -16,6 +16,7 @@ AUTO = "auto"
 
 NICE_WIDTHS = (
     1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400, 604800,
+    30 * 86400, 365 * 86400,
 )  # fmt: skip
 """Window widths in seconds that ``auto`` chooses from."""
 

@@ -12,7 +12,7 @@ from typing import TextIO
 from lbguard.analysis.result import LogAnalysis
 from lbguard.analysis.windows import format_window
 from lbguard.report.interface import RenderOptions, clean
-from lbguard.report.logs_text import clock, ms
+from lbguard.report.logs_text import clock, ms, segment_clock
 from lbguard.report.text import percent
 
 
@@ -76,9 +76,10 @@ def render_logs_markdown(analysis: LogAnalysis, stream: TextIO, options: RenderO
 
     if analysis.timeline is not None:
         lines += ["", f"## Timeline (window {format_window(analysis.timeline.width)})", ""]
+        when = segment_clock(analysis)
         segment_rows = [
             [
-                f"{s.start:%H:%M:%S}–{s.end:%H:%M:%S}",
+                f"{when(s.start)}–{when(s.end)}",
                 f"{s.requests:,}",
                 percent(s.error_rate),
                 f"{s.skew:.2f}",

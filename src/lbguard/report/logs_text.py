@@ -63,6 +63,15 @@ def clock(value: datetime) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S}"
 
 
+def segment_clock(analysis: LogAnalysis) -> Callable[[datetime], str]:
+    """Return the format of segment bounds: the time of day when every segment lies in
+    one day, the full date and time otherwise."""
+    segments = analysis.segments
+    if segments and segments[0].start.date() != segments[-1].end.date():
+        return clock
+    return lambda value: f"{value:%H:%M:%S}"
+
+
 def ms(value: float | None) -> str:
     if value is None or np.isnan(value):
         return "-"
@@ -256,12 +265,13 @@ def _timeline(analysis: LogAnalysis, timeline: Timeline) -> Group:
     for column in ("requests", "req/s", "errors", "skew", "p90 ms"):
         table.add_column(column, justify="right")
     table.add_column("busiest servers", overflow="fold")
+    when = segment_clock(analysis)
     for segment in analysis.segments:
         duration = (segment.end - segment.start).total_seconds()
         busiest = ", ".join(f"{clean(key)} {percent(share)}" for key, share in segment.top_servers)
         table.add_row(
-            f"{segment.start:%H:%M:%S}",
-            f"{segment.end:%H:%M:%S}",
+            when(segment.start),
+            when(segment.end),
             str(segment.last - segment.first + 1),
             f"{segment.requests:,}",
             f"{segment.requests / duration:,.1f}" if duration else "-",
