@@ -124,3 +124,14 @@ def test_log_of_another_product_is_rejected(tmp_path) -> None:
         observe_and_compare(load_config([str(config)]), load.con, load.table)
     assert "nginx format" in str(caught.value)
     assert "configuration is for haproxy" in str(caught.value)
+
+
+def test_extreme_evidence_is_written_without_raw_infinity() -> None:
+    result = compare(prediction({"a": 0.5, "b": 0.5}), {"be/a": 100000, "be/b": 0})
+    reasons = " ".join(c.reason for c in result.servers)
+    assert "p = 0" not in reasons
+    assert "p < 1e-300" in reasons
+    only = compare(prediction({"a": 1.0, "b": 0.0}), {"be/a": 50, "be/b": 50})
+    text = " ".join(c.reason for c in only.servers)
+    assert "inf" not in text
+    assert "no room for chance" in text

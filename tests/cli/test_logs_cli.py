@@ -368,3 +368,18 @@ def test_multi_year_log_gets_wide_windows_and_dated_segments(
     assert code == ExitCode.OK
     assert "windows of 30d" in out
     assert "│ 2020-12-04 00:00:00 │" in out
+
+
+def test_requests_without_server_are_not_a_busiest_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "nosrv.log"
+    log.write_text(
+        '127.0.0.1 - - [10/Oct/2023:13:55:36 +0000] "GET /a HTTP/1.1" 200 5 "-" "c"\n' * 3,
+        encoding="utf-8",
+    )
+    main(["logs", str(log)])
+    out, _ = capsys.readouterr()
+    segments = out.split("Segments with a stable distribution", 1)[1]
+
+    assert "<none>/<none> 100.0 %" not in segments

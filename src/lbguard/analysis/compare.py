@@ -267,6 +267,15 @@ def compare(
     )
 
 
+def _evidence(z: float, p_value: float) -> str:
+    """Describe the test statistic in words a reader can use: no ``inf`` and no ``p = 0``."""
+    if math.isinf(z):
+        return "a predicted share of 0 % or 100 % leaves no room for chance"
+    # Below about 1e-300 the float p-value underflows to 0.
+    p_text = "p < 1e-300" if p_value < 1e-300 else f"p = {p_value:.2g}"
+    return f"z = {z:.1f}, {p_text}"
+
+
 def _plural(count: int, word: str) -> str:
     return word if count == 1 else word + "s"
 
@@ -340,7 +349,7 @@ def _test(
     flagged = large and significant
     reason = (
         f"observed {observed:.1%} of {trials:,} requests against {predicted:.1%} predicted "
-        f"({observed - predicted:+.1%} points, z = {z:.1f}, p = {p_value:.2g})"
+        f"({observed - predicted:+.1%} points, {_evidence(z, p_value)})"
     )
     if not flagged:
         reason += "; within " + ("chance" if not significant else "the effect-size floor")

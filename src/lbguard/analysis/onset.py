@@ -283,7 +283,12 @@ def _recovered(
 
 def _segment(timeline: Timeline, first: int, last: int) -> Segment:
     totals = span_totals(timeline, first, last)
-    order = np.argsort(-totals.shares, kind="stable")[:3]
+    # Requests the load balancer answered itself reached no server: not a busy server.
+    order = [
+        i
+        for i in np.argsort(-totals.shares, kind="stable")
+        if not timeline.server_keys[i].endswith("/" + NO_SERVER)
+    ][:3]
     p90 = timeline.total_p90[first : last + 1]
     weights = timeline.requests[first : last + 1]
     valid = ~np.isnan(p90) & (weights > 0)
