@@ -104,7 +104,7 @@ def test_malformed_lines_sampled(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert code == ExitCode.OK
     assert "Malformed lines: 1" in out
     assert f"{path}:11:" in out
-    assert "300 requests, 1 malformed lines" in err
+    assert "300 requests, 1 malformed line\n" in err
 
 
 def test_control_characters_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -359,8 +359,7 @@ def test_multi_year_log_gets_wide_windows_and_dated_segments(
         for day in range(1000):
             when = first + timedelta(days=day)
             handle.write(
-                f'127.0.0.1 - - [{when:%d/%b/%Y:%H:%M:%S} +0000] "GET /a HTTP/1.1" 200 5 '
-                '"-" "c"\n'
+                f'127.0.0.1 - - [{when:%d/%b/%Y:%H:%M:%S} +0000] "GET /a HTTP/1.1" 200 5 "-" "c"\n'
             )
     code = main(["logs", str(log)])
     out, _ = capsys.readouterr()
@@ -383,3 +382,19 @@ def test_requests_without_server_are_not_a_busiest_server(
     segments = out.split("Segments with a stable distribution", 1)[1].split("Malformed", 1)[0]
 
     assert "<none>" not in segments
+
+
+def test_counts_of_one_are_singular(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "one.log"
+    log.write_text(
+        '127.0.0.1 - - [10/Oct/2023:13:55:36 +0000] "GET /a HTTP/1.1" 200 5 "-" "c"\n'
+        "not a request\n",
+        encoding="utf-8",
+    )
+    main(["logs", str(log)])
+    out, err = capsys.readouterr()
+
+    assert "1 request, 1 malformed line" in err
+    assert "1 requests" not in out
+    assert "1 windows" not in out
+    assert "Timeline: 1 window of" in out

@@ -32,7 +32,7 @@ from lbguard.logs.database import DEFAULT_MEMORY_LIMIT, open_database
 from lbguard.report.interface import RenderOptions, clean_message
 from lbguard.report.logs_json import render_logs_json
 from lbguard.report.logs_markdown import render_logs_markdown
-from lbguard.report.logs_text import render_logs_text
+from lbguard.report.logs_text import count, render_logs_text
 
 logger = logging.getLogger(__name__)
 
@@ -275,9 +275,12 @@ def _write(analysis: LogAnalysis, fmt: str, output: str | None, options: RenderO
 
 def _summary(analysis: LogAnalysis, output: str | None, outside: int = 0) -> str:
     malformed = sum(stats.malformed for stats in analysis.files)
-    text = f"lbguard: {analysis.stats.requests:,} requests, {malformed:,} malformed lines"
+    text = (
+        f"lbguard: {count(analysis.stats.requests, 'request')}, "
+        f"{count(malformed, 'malformed line')}"
+    )
     if outside:
-        text += f", {outside:,} requests outside --since/--until left out"
+        text += f", {count(outside, 'request')} outside --since/--until left out"
     onset = analysis.onset
     if onset is not None:
         text += f"; onset at {onset.at:%Y-%m-%d %H:%M:%S} UTC"

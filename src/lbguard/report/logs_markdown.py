@@ -12,7 +12,7 @@ from typing import TextIO
 from lbguard.analysis.result import LogAnalysis
 from lbguard.analysis.windows import format_window
 from lbguard.report.interface import RenderOptions, clean
-from lbguard.report.logs_text import clock, ms, segment_clock
+from lbguard.report.logs_text import clock, count, ms, segment_clock
 from lbguard.report.text import percent
 
 
@@ -37,13 +37,13 @@ def render_logs_markdown(analysis: LogAnalysis, stream: TextIO, options: RenderO
     for stats in analysis.files:
         lines.append(
             f"- `{clean(stats.file).replace('`', '')}`: {stats.log_format}, "
-            f"{stats.parsed:,} requests, {stats.malformed:,} malformed lines"
+            f"{count(stats.parsed, 'request')}, {count(stats.malformed, 'malformed line')}"
         )
     if analysis.first and analysis.last:
         lines.append(f"- time range {clock(analysis.first)} to {clock(analysis.last)} UTC")
     total = analysis.stats
     lines.append(
-        f"- {total.requests:,} requests, error rate {percent(total.error_rate)}, "
+        f"- {count(total.requests, 'request')}, error rate {percent(total.error_rate)}, "
         f"p90 {ms(total.total_ms.p90)} ms"
     )
 

@@ -58,6 +58,12 @@ def render_logs_text(analysis: LogAnalysis, stream: TextIO, options: RenderOptio
             console.print(Text(clean_message(str(diagnostic))))
 
 
+def count(number: int, noun: str) -> str:
+    """``1 request``, ``2 requests``: the number with thousands separators and the noun in
+    the matching form (nouns here take a plain ``s``)."""
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
+
+
 def clock(value: datetime) -> str:
     """Format a UTC time as ``YYYY-MM-DD HH:MM:SS``."""
     return f"{value:%Y-%m-%d %H:%M:%S}"
@@ -98,8 +104,8 @@ def _header(analysis: LogAnalysis) -> Group:
     for stats in analysis.files:
         lines.append(
             Text(
-                f"{clean(stats.file)}: {stats.log_format}, {stats.parsed:,} requests from "
-                f"{stats.lines:,} lines, {stats.malformed:,} malformed, "
+                f"{clean(stats.file)}: {stats.log_format}, {count(stats.parsed, 'request')} "
+                f"from {count(stats.lines, 'line')}, {stats.malformed:,} malformed, "
                 f"{stats.skipped:,} skipped"
             )
         )
@@ -115,7 +121,7 @@ def _header(analysis: LogAnalysis) -> Group:
     total = analysis.stats
     lines.append(
         Text(
-            f"{total.requests:,} requests, error rate {percent(total.error_rate)} "
+            f"{count(total.requests, 'request')}, error rate {percent(total.error_rate)} "
             f"({total.status_5xx:,} 5xx, {total.lb_errors:,} answered by the load balancer, "
             f"{total.status_4xx:,} 4xx), p90 {ms(total.total_ms.p90)} ms"
         )
@@ -245,7 +251,7 @@ def _timeline(analysis: LogAnalysis, timeline: Timeline) -> Group:
     seconds = timeline.width.total_seconds()
     parts: list[Text | Table] = [
         _heading(
-            f"Timeline: {len(timeline)} windows of {format_window(timeline.width)} from "
+            f"Timeline: {count(len(timeline), 'window')} of {format_window(timeline.width)} from "
             f"{clock(timeline.starts[0])} UTC"
         )
     ]
@@ -358,7 +364,8 @@ def _malformed(analysis: LogAnalysis) -> Group:
     for stats in analysis.files:
         if not stats.malformed:
             continue
-        parts.append(Text(f"{clean(stats.file)}: {stats.malformed:,} of {stats.lines:,} lines"))
+        lines = count(stats.lines, "line")
+        parts.append(Text(f"{clean(stats.file)}: {stats.malformed:,} of {lines}"))
         for sample in stats.samples:
             parts.append(
                 Text(
