@@ -111,7 +111,7 @@ HEADERS = st.sampled_from(
 )
 # Values that the full plan's INTEGER casts reject (ten-digit status or Tr) make it fail
 # the whole file; `test_integer_overflow_fails_both_routes` covers them.
-TIMER = st.sampled_from(["-1", "0", "7", "5007", "+3", "123456789", "x"])
+TIMER = st.sampled_from(["-1", "0", "-0", "007", "5007", "+3", "+-1", "123456789", "x"])
 NAME = st.from_regex(r"[a-z][a-z0-9_.~-]{0,8}", fullmatch=True)
 HEADER_TEXT = st.sampled_from(
     [
@@ -161,7 +161,7 @@ DATE = st.sampled_from(
 def httplog_lines(draw: st.DrawFn) -> str:
     client = draw(st.sampled_from(["10.0.1.2", "::1", "2001:db8::7", "-", "[::1]", "a:b"]))
     timers = "/".join(draw(TIMER) for _ in range(4)) + "/" + draw(TIMER)
-    status = draw(st.sampled_from(["200", "503", "-1", "123456789", "+200"]))
+    status = draw(st.sampled_from(["200", "503", "-1", "-01", "0200", "123456789", "+200"]))
     size = draw(st.sampled_from(["0", "2750", "+350", "-"]))
     retries = draw(st.sampled_from(["0", "3", "+1"]))
     blocks = draw(st.lists(HEADER_TEXT, max_size=3))

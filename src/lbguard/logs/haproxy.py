@@ -335,7 +335,8 @@ def shape(options: ParseOptions, sample: Sequence[str]) -> ShapePlan | None:
         # "+" marks logasap values; -1 marks a step not reached.
         ("_tl", "try_cast(string_split(_s[_c + 4], '/') AS DOUBLE[])"),
         ("_tm", "CASE WHEN _http THEN _tl ELSE [NULL, _tl[1], _tl[2], NULL, _tl[3]] END"),
-        ("_code", "CASE WHEN _http THEN try_cast(_s[_c + 5] AS INTEGER) END"),
+        ("_status", "CASE WHEN _http THEN _s[_c + 5] END"),
+        ("_code", "try_cast(_status AS INTEGER)"),
         # Tr >= 0: the server's response headers arrived, so the status is the server's.
         ("_responded", "_tm[4] >= 0"),
         ("_term", "CASE WHEN _http THEN _s[_c + 9] ELSE _s[_c + 6] END"),
@@ -354,7 +355,7 @@ def shape(options: ParseOptions, sample: Sequence[str]) -> ShapePlan | None:
         ("_mark", "strpos(_target, '?')"),
     )
     # "-1" is the status of a request that got no answer.
-    status = "CASE WHEN _code <> -1 THEN _code END"
+    status = "CASE WHEN _status <> '-1' THEN _code END"
     columns = {
         # The pattern fixes the date form, so one format reads it.
         "ts": sql.local_time("_s[_c + 1]", (date_format,), options.timezone),

@@ -32,6 +32,10 @@ MAX_LINE_BYTES = 16 << 20
 
 OVERLONG = f"line longer than {MAX_LINE_BYTES >> 20} MiB"
 
+SCAN_BUFFER_BYTES = 2 * MAX_LINE_BYTES
+"""read_csv buffer size. DuckDB 2.0 defaults it to 16 times the maximum line size, which
+would be 256 MiB per buffer here and exceed small memory limits."""
+
 _REJECTS = "_lbguard_rejects"
 _REJECTS_SCAN = "_lbguard_rejects_scan"
 
@@ -93,7 +97,8 @@ def _read_csv(source: LogSource, encoding: str, *, rejects: bool = False) -> str
         f"read_csv({sql.quote(source.path)}, columns={{'line': 'VARCHAR'}}, "
         f"delim={sql.quote(_DELIMITER)}, quote='', escape='', header=false, "
         f"auto_detect=false, strict_mode=false, compression={sql.quote(compression)}, "
-        f"encoding={sql.quote(encoding)}, max_line_size={MAX_LINE_BYTES}{kept})"
+        f"encoding={sql.quote(encoding)}, max_line_size={MAX_LINE_BYTES}, "
+        f"buffer_size={SCAN_BUFFER_BYTES}{kept})"
     )
 
 
@@ -213,9 +218,7 @@ def _read_with_plan(
 ) -> FileStats:
     """Read every line of one file with the full plan."""
     encoding = "utf-8"
-    overlong = _run(
-        con, source, plan, cri_prefix=cri_prefix, encoding=encoding, progress=progress
-    )
+    overlong = _run(con, source, plan, cri_prefix=cri_prefix, encoding=encoding, progress=progress)
     if overlong is None:
         logger.warning("%s is not valid UTF-8; reading it as Latin-1", source.name)
         encoding = "latin-1"
