@@ -116,9 +116,7 @@ def test_log_of_another_product_is_rejected(tmp_path) -> None:
         "backend be\n  server a 127.0.0.1:9001\n"
     )
     log = tmp_path / "access.log"
-    log.write_text(
-        '127.0.0.1 - - [10/Oct/2023:13:55:36 +0000] "GET /a HTTP/1.1" 200 5 "-" "c"\n'
-    )
+    log.write_text('127.0.0.1 - - [10/Oct/2023:13:55:36 +0000] "GET /a HTTP/1.1" 200 5 "-" "c"\n')
     load = load_logs([str(log)])
     with pytest.raises(LogError) as caught:
         observe_and_compare(load_config([str(config)]), load.con, load.table)

@@ -82,9 +82,7 @@ def _check_regular(path: str) -> None:
     if os.path.isdir(path):
         raise LogError(f"{path} is a directory", hint="give the log files in it, or a glob")
     if os.path.exists(path) and not os.path.isfile(path):
-        raise LogError(
-            f"{path} is not a regular file", hint="give a log file, or - to read stdin"
-        )
+        raise LogError(f"{path} is not a regular file", hint="give a log file, or - to read stdin")
     if not os.path.isfile(path):
         raise LogError(
             f"log file not found: {path}",
@@ -160,8 +158,7 @@ def head_lines(source: LogSource, count: int, max_bytes: int = 1 << 20) -> list[
         complete = len(text) < max_bytes
     if text and not text.strip("\x00"):
         raise LogError(
-            f"{source.name}: is a binary file: its first "
-            f"{_size(len(text))} hold only NUL bytes",
+            f"{source.name}: is a binary file: its first {_size(len(text))} hold only NUL bytes",
             hint="give a text access log",
         )
     pieces = text.split("\n")
