@@ -151,8 +151,8 @@ def _choose_format(source: Any, forced: LogFormat | None) -> tuple[LogFormat, bo
         raise LogError(
             f"{source.name}: the file is empty"
             if _is_empty(source.path)
-            else f"{source.name}: the file holds only blank lines",
-            hint="give a log file that holds requests",
+            else f"{source.name}: the file contains only blank lines",
+            hint="give a log file that contains requests",
         )
     if result.log_format is None:
         first = lines[0][:200] if lines else "(the file is empty)"

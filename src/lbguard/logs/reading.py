@@ -28,7 +28,8 @@ BLANK_LINE = "trim(coalesce(line, '')) = ''"
 _DELIMITER = "\x1f\x1e\x1d\x1c"
 
 MAX_LINE_BYTES = 16 << 20
-"""Longest line read; a longer line is counted as malformed (DuckDB's default is 2 MB)."""
+"""Longest line read. A longer line is counted as malformed (DuckDB 2.0's read_csv
+default max_line_size is 2,000,000 bytes)."""
 
 OVERLONG = f"line longer than {MAX_LINE_BYTES >> 20} MiB"
 
@@ -321,7 +322,7 @@ def _run(
             f"SELECT DISTINCT line, error_type FROM {_REJECTS} ORDER BY line"
         ).fetchall()
     except Exception as error:
-        # DuckDB's message quotes the whole line; the user gets the file name only.
+        # DuckDB's message quotes the whole line, so the user gets the file name only.
         logger.info("DuckDB could not read %s: %s", source.name, str(error)[:500])
         raise LogError(
             f"{source.name}: cannot read the file",

@@ -147,7 +147,7 @@ def open_text(source: LogSource) -> IO[str]:
 def head_lines(source: LogSource, count: int, max_bytes: int = 1 << 20) -> list[str]:
     """Return up to ``count`` non-empty lines from the first ``max_bytes`` of ``source``.
 
-    Raises `LogError` when that part of the file holds only NUL bytes (a sparse or
+    Raises `LogError` when that part of the file contains only NUL bytes (a sparse or
     zero-filled file), so that such a file is not read further.
     """
     with open_text(source) as handle:
@@ -158,7 +158,8 @@ def head_lines(source: LogSource, count: int, max_bytes: int = 1 << 20) -> list[
         complete = len(text) < max_bytes
     if text and not text.strip("\x00"):
         raise LogError(
-            f"{source.name}: is a binary file: its first {_size(len(text))} hold only NUL bytes",
+            f"{source.name}: is a binary file: its first {_size(len(text))} "
+            "contain only NUL bytes",
             hint="give a text access log",
         )
     pieces = text.split("\n")
