@@ -7,6 +7,7 @@ flags a share only when the difference is both significant and large.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -32,9 +33,7 @@ def check_observed_departures(context: CheckContext, options: Options) -> Iterat
             locations.append(server.location if server is not None else pool.location)
         what = f"server {comparison.key}" if slash else f"pool {comparison.key}"
         of = f"{pool_name}'s requests" if slash else "all pool-bound requests"
-        test = ""
-        if comparison.z is not None and comparison.p_value is not None:
-            test = f" (z = {comparison.z:.1f}, p = {comparison.p_value:.2g})"
+        test = _test_text(comparison)
         reason = (
             f"The logs show {what} with {percent(comparison.observed_share)} of {of} "
             f"({comparison.observed:,} of {comparison.trials:,}) where the configuration "
@@ -47,6 +46,16 @@ def check_observed_departures(context: CheckContext, options: Options) -> Iterat
             subject=comparison.key,
             metrics=_metrics(comparison),
         )
+
+
+def _test_text(comparison: ShareComparison) -> str:
+    """Describe the significance test in words a reader can use, or return ''."""
+    if comparison.z is None or comparison.p_value is None:
+        return ""
+    if not math.isfinite(comparison.z):
+        return " (a predicted share of 0 % or 100 % leaves no room for chance)"
+    p_value = "p < 1e-300" if comparison.p_value < 1e-300 else f"p = {comparison.p_value:.2g}"
+    return f" (z = {comparison.z:.1f}, {p_value})"
 
 
 def _attribution(observation: Comparison, pool: str, locations: list[Location]) -> str:
@@ -100,7 +109,11 @@ OBSERVED_DEPARTURE = Rule(
 
 def check_unknown_servers(context: CheckContext, options: Options) -> Iterator[Finding]:
     observation = context.observation
-    if observation is None or not observation.unmatched:
+    if observation is None:
+        return
+    for note in observation.notes:
+        yield UNKNOWN_SERVER.finding(note, [], severity=Severity.INFO)
+    if not observation.unmatched:
         return
     by_pool: dict[str, list[str]] = {}
     for key in observation.unmatched:
