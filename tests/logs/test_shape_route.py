@@ -75,14 +75,14 @@ def corpus_lines(folder: str) -> list[str]:
     ]
 
 
-def test_haproxy_shape_matches_full_plan_on_samples():
+def test_haproxy_shape_on_samples():
     lines = corpus_lines("haproxy")
     accepted = compare(haproxy.FORMAT, lines)
     assert_same(accepted)
     assert len(accepted) >= 20
 
 
-def test_nginx_shape_matches_full_plan_on_samples():
+def test_nginx_shape_on_samples():
     lines = corpus_lines("nginx")
     accepted = compare(nginx.FORMAT, lines)
     assert_same(accepted)
@@ -212,7 +212,7 @@ DATE_FORMS = ["06/Feb/2009:12:14:14.655", "06/Feb/2009:12:14:14"]
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(common_httplog_lines(), min_size=1, max_size=25))
-def test_shape_accepts_generated_common_lines(lines):
+def test_shape_accepts_common_httplog(lines):
     accepted = compare(haproxy.FORMAT, lines)
     assert set(accepted) == set(lines)
     assert_same(accepted)
@@ -232,7 +232,7 @@ def tcplog_lines(draw: st.DrawFn) -> str:
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.one_of(httplog_lines(), tcplog_lines()), min_size=1, max_size=25))
-def test_haproxy_shape_matches_full_plan_on_generated_lines(lines):
+def test_haproxy_shape_on_generated_lines(lines):
     assert_same(compare(haproxy.FORMAT, lines))
 
 
@@ -250,7 +250,7 @@ PLAIN_HAPROXY = (
 )
 
 
-def test_shape_accepts_the_common_haproxy_lines():
+def test_shape_accepts_plain_haproxy_lines():
     accepted = compare(haproxy.FORMAT, list(PLAIN_HAPROXY))
     assert set(accepted) == set(PLAIN_HAPROXY)
     assert_same(accepted)
@@ -289,11 +289,11 @@ def nginx_lines(draw: st.DrawFn) -> str:
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(nginx_lines(), min_size=1, max_size=25))
-def test_nginx_shape_matches_full_plan_on_generated_lines(lines):
+def test_nginx_shape_on_generated_lines(lines):
     assert_same(compare(nginx.FORMAT, lines))
 
 
-def test_shape_accepts_the_common_nginx_lines():
+def test_shape_accepts_plain_nginx_lines():
     lines = [
         '192.168.1.1 - - [04/Jan/2020:07:25:02 +0000] "GET /a?b=1 HTTP/1.1" 404 522 "-" '
         '"Go-http-client/1.1"',
@@ -365,7 +365,7 @@ def haproxy_file_lines() -> list[str]:
     return lines
 
 
-def test_file_read_through_shape_equals_full_plan(tmp_path):
+def test_mixed_file_both_routes(tmp_path):
     path = tmp_path / "mixed.log"
     path.write_text("\n".join(haproxy_file_lines()) + "\n", encoding="utf-8")
     stats = assert_same_file(path, haproxy.FORMAT)
@@ -374,13 +374,13 @@ def test_file_read_through_shape_equals_full_plan(tmp_path):
     assert stats.malformed == 3000 // 307
 
 
-def test_gzip_file_through_shape_equals_full_plan(tmp_path):
+def test_gzip_file_both_routes(tmp_path):
     path = tmp_path / "mixed.log.gz"
     path.write_bytes(gzip.compress(("\n".join(haproxy_file_lines()) + "\n").encode()))
     assert assert_same_file(path, haproxy.FORMAT).parsed > 3000
 
 
-def test_latin1_file_through_shape_equals_full_plan(tmp_path):
+def test_latin1_file_both_routes(tmp_path):
     lines = haproxy_file_lines()
     lines = [line.replace("curl/8.5.0", "caf\xe9") for line in lines]
     path = tmp_path / "latin1.log"
@@ -389,7 +389,7 @@ def test_latin1_file_through_shape_equals_full_plan(tmp_path):
     assert stats.encoding == "latin-1"
 
 
-def test_cri_prefixed_file_through_shape_equals_full_plan(tmp_path):
+def test_cri_file_both_routes(tmp_path):
     prefix = "2024-03-01T00:00:00.123456789Z stdout F "
     lines = [prefix + line if line else line for line in haproxy_file_lines()]
     path = tmp_path / "cri.log"
@@ -397,7 +397,7 @@ def test_cri_prefixed_file_through_shape_equals_full_plan(tmp_path):
     assert assert_same_file(path, haproxy.FORMAT).parsed > 3000
 
 
-def test_nginx_file_through_shape_equals_full_plan(tmp_path):
+def test_nginx_file_both_routes(tmp_path):
     lines = corpus_lines("nginx")
     common = lines[0]
     path = tmp_path / "nginx.log"

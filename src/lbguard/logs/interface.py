@@ -61,7 +61,7 @@ class ShapePlan:
 
     The engine runs them before the full `ParsePlan`: lines for which ``accept`` is true
     take ``columns``, and every other line goes through the full plan. ``accept`` must
-    hold only for lines that the full plan reads into exactly the same values, and every
+    be true only for lines that the full plan reads into exactly the same values, and every
     expression must be free of errors on any text, because all of them are computed for
     every line (use ``try_cast``, ``try_strptime``).
     """

@@ -105,7 +105,7 @@ def _read_csv(source: LogSource, encoding: str, *, rejects: bool = False) -> str
 
 def parse_query(lines: str, plan: ParsePlan, *, cri_prefix: bool, name: str) -> str:
     """Build the query that turns the ``line`` column of the relation ``lines`` into
-    request rows plus a status per line; other columns of ``lines`` are kept."""
+    request rows plus a status per line. Other columns of ``lines`` are kept."""
     inner = nest(remove_cri(lines, cri_prefix), plan.extracts)
 
     values = []

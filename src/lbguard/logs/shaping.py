@@ -6,9 +6,9 @@ INSERT, then numbers the new rows and moves the lines it does not accept to a te
 table, from which the full plan reads them.
 
 Line numbers come from the rowids of the new rows. With DuckDB's
-``preserve_insertion_order`` (on by default) an INSERT from one file scan appends the rows
-in scan order, so the rowids of one file are consecutive and follow its lines; a later
-checkpoint may move them down, but only all together. A window function such as
+``preserve_insertion_order`` (on by default), an INSERT from one file scan appends the
+rows in scan order, so the rowids of one file are consecutive and follow its lines. A
+later checkpoint may move them down, but only all together. A window function such as
 ``row_number()`` would make the whole INSERT run on one thread.
 """
 
@@ -31,8 +31,8 @@ from lbguard.logs.sources import LogSource
 logger = logging.getLogger(__name__)
 
 SHAPE_SHARE = 0.5
-"""Share of the sample lines the shape must accept before a file is read with it; below
-that, the full plan alone costs less than both."""
+"""Share of the sample lines that the shape must accept before a file is read with it.
+Below it, reading with the full plan alone costs less than reading with both."""
 
 REST_TABLE = "_lbguard_rest"
 """Temporary table of the lines the shape did not accept: ``_n`` (line number), ``line``."""
@@ -43,7 +43,7 @@ SHAPE_COLUMNS = tuple(name for name in schema.COLUMN_NAMES if not name.startswit
 
 @dataclass(frozen=True)
 class ShapedRead:
-    """What `insert_shaped` did."""
+    """Outcome of `insert_shaped`."""
 
     lines: int
     """Lines in the file, blank lines included."""
@@ -122,10 +122,10 @@ def insert_shaped(
     execute: Any,
 ) -> ShapedRead | None:
     """Insert the accepted lines of ``source`` into ``table`` and leave the other lines in
-    `REST_TABLE`; return None, with the table unchanged, when the shape query fails.
+    `REST_TABLE`. Return None, with the table unchanged, when the shape query fails.
 
-    ``scan(encoding)`` returns the file scan; ``execute(statement)`` runs the INSERT.
-    Until the rows are numbered, new rows have no ``source_line``, and rows of lines the
+    ``scan(encoding)`` returns the file scan, and ``execute(statement)`` runs the INSERT.
+    Until the rows are numbered, new rows have no ``source_line``. Rows of lines that the
     shape does not accept also have no ``source_file`` and carry the line in ``path``.
     """
     values = ", ".join(

@@ -58,14 +58,14 @@ def request_line_shape(
     """Extracts that split an origin-form request line ``METHOD /path?query PROTOCOL``.
 
     ``parts`` is a list expression of the blank-separated parts of ``request`` (by default
-    ``string_split``). The caller guarantees that the request holds no RE2 whitespace but
-    blanks (see `no_other_spaces`). The extracts define ``{prefix}rl`` (the parts),
+    ``string_split``). The caller guarantees that the request contains no RE2 whitespace
+    other than blanks (see `no_other_spaces`). The extracts define ``{prefix}rl`` (the parts),
     ``{prefix}rq`` (position of ``?`` in the target), ``{prefix}rs`` (true when the
     request has that shape) and ``{prefix}r``, the `request_line` struct of the other
     requests.
     """
     rl, mark, shaped = f"{prefix}rl", f"{prefix}rq", f"{prefix}rs"
-    # A target that starts with "/" has no scheme and host; without "#" there is no
+    # A target that starts with "/" has no scheme and host. Without "#" it has no
     # fragment, so the path ends at the first "?" and the query runs to the end.
     condition = (
         f"len({rl}) = 3 AND {rl}[1] <> '' AND {rl}[3] <> '' "
