@@ -86,7 +86,7 @@ class Diagnostic:
 
 
 class MatchMethod(StrEnum):
-    """How a matcher compares a fetched sample with its patterns (HAProxy's ``-m``)."""
+    """Comparison of a fetched sample with a matcher's patterns (HAProxy's ``-m``)."""
 
     STR = "str"
     """Exact string equality."""
@@ -194,7 +194,7 @@ Condition = Matcher | AllOf | AnyOf | Not | Named | Constant | Unevaluated
 
 
 class ActionKind(StrEnum):
-    """What a routing rule does to the requests it matches."""
+    """Kind of action a routing rule applies to the requests it matches."""
 
     ROUTE = "route"
     """Send to the pool named by ``Action.pool``."""
@@ -202,7 +202,7 @@ class ActionKind(StrEnum):
     REDIRECT = "redirect"
     DENY = "deny"
     RETURN = "return"
-    """Answer locally with a status and body (HAProxy ``http-request return``)."""
+    """Local response with a status and body (HAProxy ``http-request return``)."""
 
     DYNAMIC = "dynamic"
     """Route to a pool whose name is computed at run time; kept as unevaluated."""
@@ -236,8 +236,8 @@ class Rule:
 
     implicit: bool = False
     """True when the parser added the rule to model product behaviour that no configuration
-    line states (nginx serving static files when no location matches); audit rules about
-    rule order skip it."""
+    line states, such as nginx serving static files when no location matches. Audit rules
+    about rule order skip it."""
 
 
 @dataclass(frozen=True)
@@ -263,7 +263,7 @@ class Frontend:
     binds: tuple[Bind, ...]
     rules: tuple[Rule, ...]
     default_pool: str | None
-    """Pool for requests no rule matches; None means the product answers with an error."""
+    """Pool for requests no rule matches. None means the product responds with an error."""
 
     location: Location
     default_location: Location = NO_LOCATION
@@ -447,7 +447,7 @@ class Pool:
 
     rules: tuple[Rule, ...] = ()
     """Rules the pool applies before balancing, in order (HAProxy backend ``http-request
-    deny``); a request a rule answers reaches no server."""
+    deny``). A request that such a rule handles reaches no server."""
 
     def server(self, name: str) -> Server | None:
         for server in self.servers:

@@ -56,7 +56,7 @@ class Option:
 
     default: OptionValue
     help: str
-    """What the option sets, with its unit."""
+    """Description of the setting, with its unit."""
 
     minimum: OptionValue | None = None
     maximum: OptionValue | None = None
@@ -95,7 +95,7 @@ class Finding:
     """Severity of this instance; a rule may raise or lower its default with context."""
 
     reason: str
-    """What is wrong in this configuration, with the numbers that show it."""
+    """Explanation of the problem in this configuration, with the numbers that show it."""
 
     locations: tuple[Location, ...]
     """Every configuration line involved, the primary one first."""

@@ -48,7 +48,7 @@ class Suppression:
     """The comment as written."""
 
     problem: str = ""
-    """Why the comment is invalid; empty for a valid suppression."""
+    """Reason the comment is invalid. Empty for a valid suppression."""
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ class MalformedLine:
 
 @dataclass(frozen=True)
 class FileStats:
-    """What reading one file produced."""
+    """Result of reading one file."""
 
     file: str
     log_format: str

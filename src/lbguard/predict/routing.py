@@ -6,8 +6,8 @@ the profile lacks). Each matcher is computed once per distinct column value
 (``np.unique`` with ``return_inverse``) and broadcast back to the rows.
 
 Rules are tried in order and the first match wins (HAProxy ``use_backend``). A row whose
-condition is unknown is treated as not matching, so it goes on to the next rule; the
-traffic that an unknown condition decides is reported with the rule, never guessed.
+condition is unknown is treated as not matching, so it goes on to the next rule. The
+traffic that an unknown condition decides is reported with the rule instead of guessed.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ Mask = npt.NDArray[np.bool_]
 Weights = npt.NDArray[np.float64]
 
 NO_DEFAULT_TARGET = "503"
-"""Target of requests that no rule matches in a frontend without a default pool: HAProxy
-answers 503 Service Unavailable (doc/configuration.txt, "use_backend", v2.6)."""
+"""Target of requests that no rule matches in a frontend without a default pool. HAProxy
+responds 503 Service Unavailable (doc/configuration.txt, "use_backend", v2.6)."""
 
 
 @dataclass(frozen=True)
@@ -273,8 +273,8 @@ def frontend_weights(
     """Split the profile's rows over frontends: by the ``frontend`` column, else equally.
 
     Rows without a frontend are split equally over the HTTP frontends that route to a pool
-    with servers (*serving_pools*); when there are none, over the HTTP frontends, and when
-    none is HTTP, over every frontend.
+    with servers (*serving_pools*). When there are none, they go to every HTTP frontend,
+    and when no frontend is HTTP, to every frontend.
     """
     names = [frontend.name for frontend in frontends]
     shares = {name: np.zeros(len(profile), dtype=np.float64) for name in names}
